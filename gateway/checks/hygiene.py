@@ -1,0 +1,33 @@
+"""Message hygiene check: glue around gateway.detect.hygiene."""
+
+from __future__ import annotations
+
+import asyncio
+
+from gateway.detect import hygiene
+from gateway.model import Message
+from gateway.verdict import Finding, Outcome
+
+# Above this size the byte scans run in a thread so the event loop stays free.
+_THREAD_THRESHOLD = 256 * 1024
+
+
+class HygieneCheck:
+    name = "hygiene"
+    description = ("Headers present and unique (From, Date, Message-ID), sizes, 8-bit use, "
+                   "line endings and SMTP smuggling sequences.")
+
+    def __init__(self, *, max_header_size: int = 64 * 1024) -> None:
+        self.max_header_size = max_header_size
+
+    async def run(self, message: Message) -> list[Finding]:
+        env = message.envelope
+        args = (message.raw,)
+        kwargs = {"declared_8bitmime": env.declared_8bitmime, "smtputf8": env.smtputf8,
+                  "max_header_size": self.max_header_size}
+        if message.size > _THREAD_THRESHOLD:
+            hits = await asyncio.to_thread(hygiene.inspect, *args, **kwargs)
+        else:
+            hits = hygiene.inspect(*args, **kwargs)
+        return [Finding(self.name, h.symbol, Outcome.HIT, (h.reason,), h.evidence)
+                for h in hits]

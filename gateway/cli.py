@@ -1,0 +1,280 @@
+"""The ``vigie`` command: serve · user · config check · check.
+
+Summaries are French first, English after; errors never show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import os
+import sys
+from email.utils import getaddresses
+from pathlib import Path
+from typing import Any
+
+from gateway import __version__, logs
+from gateway.config import Config, ConfigError, load
+from gateway.engine import Engine
+from gateway.model import Direction, Envelope, Message, split_header_body
+from gateway.policy import Decision
+from gateway.users import UserError, UsersFile, random_password
+
+EXIT_OK, EXIT_OTHER, EXIT_USAGE = 0, 1, 2
+
+ACTION_FR = {"deliver": "remise (deliver)", "tag": "remise avec marquage (tag)",
+             "hold": "mise en attente (hold)", "reject": "refus (reject)",
+             "tempfail": "refus temporaire (tempfail)"}
+
+
+def _err(text: str) -> None:
+    print(f"vigie: {text}", file=sys.stderr)
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load(args.config)
+
+
+# --- serve ------------------------------------------------------------------
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    logs.setup(cfg)
+    embedded = cfg.source is None
+    if cfg.auth_mode == "local":
+        users = UsersFile(cfg.users_file)
+        if not users.load():
+            if embedded:
+                password = random_password()
+                users.add("demo", password)
+                print("Premier démarrage : utilisateur « demo » créé pour essayer vigie.\n"
+                      f"  identifiant : demo   mot de passe : {password}\n"
+                      "  (changez-le avec « vigie user add demo --replace », ajoutez les "
+                      "vôtres avec « vigie user add NOM »)\n"
+                      "First start: user 'demo' created so you can try vigie "
+                      f"(password above).\nUsers file: {cfg.users_file}", file=sys.stderr)
+            else:
+                _err("aucun utilisateur : personne ne peut envoyer ; créez-en un avec "
+                     "« vigie user add NOM »\nno users yet: nobody can send; create one with "
+                     "'vigie user add NAME'")
+    where = (f"serveur {cfg.upstream.host}:{cfg.upstream_port}" if cfg.upstream.host
+             else f"boîte locale {cfg.data_dir / 'maildir'}")
+    print(f"vigie {__version__} : soumission sur {', '.join(cfg.submission.listen)} (STARTTLS)"
+          f" et {', '.join(cfg.submission.listen_tls)} (TLS), relais vers {where}, "
+          f"données dans {cfg.data_dir}\n"
+          f"vigie {__version__}: submission on {', '.join(cfg.submission.listen)} (STARTTLS) "
+          f"and {', '.join(cfg.submission.listen_tls)} (TLS); Ctrl-C to stop", file=sys.stderr)
+    from gateway.smtp.server import serve_forever
+
+    try:
+        asyncio.run(serve_forever(cfg))
+    except OSError as exc:
+        _err(f"démarrage impossible : {exc.strerror or exc} — vérifiez [submission] listen "
+             f"(port déjà pris ?)\ncannot start: {exc.strerror or exc} — check "
+             "[submission] listen (port already in use?)")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+# --- user -------------------------------------------------------------------
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.generate:
+        return random_password()
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Mot de passe / Password: ")
+    second = getpass.getpass("Encore / Again: ")
+    if first != second:
+        raise UserError("les deux mots de passe diffèrent\nthe two passwords differ")
+    return first
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    users = UsersFile(cfg.users_file)
+    if args.user_cmd == "add":
+        password = _read_password(args)
+        users.add(args.name, password, admin=args.admin, replace=args.replace)
+        print(f"utilisateur {args.name} enregistré / user {args.name} saved ({cfg.users_file})")
+        if args.generate:
+            print(f"mot de passe / password: {password}")
+        if cfg.auth_mode == "upstream":
+            print("attention : [auth] mode = \"upstream\", ces utilisateurs locaux ne servent "
+                  "qu'à la console\nnote: auth mode is \"upstream\"; local users only serve "
+                  "the console", file=sys.stderr)
+    elif args.user_cmd == "del":
+        users.delete(args.name)
+        print(f"utilisateur {args.name} supprimé / user {args.name} deleted")
+    else:
+        found = users.load()
+        if not found:
+            print("aucun utilisateur / no users")
+        for user in found.values():
+            print(user.name + (" (admin)" if user.admin else ""))
+    return EXIT_OK
+
+
+# --- config check -----------------------------------------------------------
+
+def cmd_config(args: argparse.Namespace) -> int:
+    path = args.file or args.config
+    cfg = load(path)
+    from gateway.policy import Policy
+
+    Policy.load(cfg)
+    print(f"configuration correcte / configuration OK: {cfg.source or '(valeurs par défaut)'}")
+    print(f"  soumission / submission: {', '.join(cfg.submission.listen)} (STARTTLS), "
+          f"{', '.join(cfg.submission.listen_tls)} (TLS)")
+    print(f"  authentification / auth: {cfg.auth_mode}")
+    if cfg.upstream.host:
+        print(f"  relais / upstream: {cfg.upstream.host}:{cfg.upstream_port} "
+              f"({cfg.upstream.tls}, vérification {'oui' if cfg.upstream.verify else 'NON'})")
+    else:
+        print(f"  relais / upstream: boîte locale / local Maildir {cfg.data_dir / 'maildir'}")
+    print(f"  données / data: {cfg.data_dir}")
+    return EXIT_OK
+
+
+# --- check ------------------------------------------------------------------
+
+def _addresses(raw: bytes, names: tuple[str, ...]) -> list[str]:
+    from gateway.detect.hygiene import header_fields
+
+    fields, _ = header_fields(split_header_body(raw)[0])
+    values = [v.decode("utf-8", "replace") for n, v in fields if n in names]
+    return [a for _, a in getaddresses(values) if "@" in a]
+
+
+def decision_json(decision: Decision) -> dict[str, Any]:
+    reply = decision.reply
+    return {
+        "action": decision.action,
+        "reply": reply.render() if reply else
+        "250 2.0.0 remis au serveur suivant / relayed to the next hop",
+        "score": decision.score,
+        "findings": [f.to_json() for f in decision.findings],
+        "suggestions": decision.suggestions,
+    }
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    logging.basicConfig(level=logging.WARNING)
+    logs.quiet_libraries()
+    try:
+        raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    except IsADirectoryError:
+        _err(f"{args.file} est un dossier, pas un message\n{args.file} is a folder, not a "
+             "message")
+        return EXIT_USAGE
+    except OSError as exc:
+        _err(f"lecture impossible de {args.file} : {exc.strerror}\ncannot read {args.file}: "
+             f"{exc.strerror}")
+        return EXIT_USAGE
+    if not raw.strip():
+        _err(f"{args.file} est vide\n{args.file} is empty")
+        return EXIT_USAGE
+    # Files saved on disk usually have LF endings; SMTP gives CRLF.
+    if b"\r\n" not in raw:
+        raw = raw.replace(b"\n", b"\r\n")
+    mail_from = args.mail_from or next(iter(_addresses(raw, ("from",))), "")
+    rcpts = args.rcpt or _addresses(raw, ("to", "cc"))
+    env = Envelope(mail_from=mail_from, rcpt_tos=rcpts, direction=Direction(args.direction),
+                   mail_options=["BODY=8BITMIME"], client_ip=args.client_ip, helo=args.helo,
+                   queue_id="CHECK")
+    decision = asyncio.run(Engine(cfg).screen(Message(raw, env)))
+    if args.json:
+        print(json.dumps(decision_json(decision), ensure_ascii=False, indent=2))
+    else:
+        print(f"Décision / decision : {ACTION_FR[decision.action]} (score {decision.score:g})")
+        hits = [f for f in decision.findings if f.outcome.value not in ("PASS", "NONE")]
+        if hits:
+            print("Constats / findings :")
+        for f in hits:
+            print(f"  - [{f.check}] {f.symbol} ({f.outcome.value})")
+            for r in f.reasons:
+                print(f"      {r.fr}\n      {r.en}")
+            if f.evidence:
+                print(f"      indices / evidence : {'; '.join(f.evidence)}")
+        if not hits:
+            print("Aucun constat / no findings")
+        if decision.reply:
+            print("Réponse SMTP / SMTP reply :")
+            for line in decision.reply.render().split("\r\n"):
+                print(f"  {line}")
+    return EXIT_OK if decision.action == "deliver" else EXIT_OTHER
+
+
+# --- parser -----------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", "-c", metavar="FILE",
+                        default=os.environ.get("VIGIE_CONFIG") or None,
+                        help="fichier de configuration TOML / TOML config file")
+    p = argparse.ArgumentParser(prog="vigie", parents=[common], description=(
+        "vigie — passerelle de sécurité mail pour cabinets de santé / mail security gateway "
+        "for health practices"))
+    p.add_argument("--version", action="version", version=f"vigie {__version__}")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    s = sub.add_parser("serve", parents=[common], help="démarrer la passerelle / run the gateway")
+    s.set_defaults(func=cmd_serve)
+
+    u = sub.add_parser("user", parents=[common], help="utilisateurs locaux / local users")
+    usub = u.add_subparsers(dest="user_cmd", required=True)
+    ua = usub.add_parser("add", parents=[common], help="ajouter / add")
+    ua.add_argument("name")
+    ua.add_argument("--admin", action="store_true", help="accès à la console / console admin")
+    ua.add_argument("--replace", action="store_true",
+                    help="remplacer le mot de passe / replace the password")
+    g = ua.add_mutually_exclusive_group()
+    g.add_argument("--password-stdin", action="store_true",
+                   help="lire le mot de passe sur l'entrée standard / read it from stdin")
+    g.add_argument("--generate", action="store_true",
+                   help="générer un mot de passe / generate one")
+    ud = usub.add_parser("del", parents=[common], help="supprimer / delete")
+    ud.add_argument("name")
+    usub.add_parser("list", parents=[common], help="lister / list")
+    u.set_defaults(func=cmd_user)
+
+    c = sub.add_parser("config", parents=[common], help="configuration")
+    csub = c.add_subparsers(dest="config_cmd", required=True)
+    cc = csub.add_parser("check", parents=[common],
+                         help="vérifier un fichier / validate a file")
+    cc.add_argument("file", nargs="?")
+    c.set_defaults(func=cmd_config)
+
+    k = sub.add_parser("check", parents=[common],
+                       help="que ferait vigie de ce message ? / what would vigie do?")
+    k.add_argument("file", help="message .eml (- pour l'entrée standard / - for stdin)")
+    k.add_argument("--direction", choices=[d.value for d in Direction],
+                   default=Direction.OUTBOUND.value)
+    k.add_argument("--mail-from", metavar="ADDRESS")
+    k.add_argument("--rcpt", metavar="ADDRESS", action="append")
+    k.add_argument("--client-ip", metavar="IP")
+    k.add_argument("--helo", metavar="NAME")
+    k.add_argument("--json", action="store_true")
+    k.set_defaults(func=cmd_check)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+        return result
+    except ConfigError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except UserError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,457 @@
+"""Typed configuration: embedded defaults, then one TOML file, then VIGIE_* variables.
+
+A bad file stops start-up with the file, the line, the key and what is wrong,
+in French then English: never a traceback.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import socket
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+UpstreamTLS = Literal["starttls", "implicit", "none"]
+AuthMode = Literal["upstream", "local", ""]
+ReplyCharset = Literal["utf-8", "ascii"]
+LogFormat = Literal["text", "json"]
+Action = Literal["deliver", "tag", "hold", "reject", "tempfail"]
+ACTIONS: tuple[str, ...] = typing.get_args(Action)
+
+
+class ConfigError(Exception):
+    """A configuration problem a person can fix; str() is French then English."""
+
+    def __init__(
+        self, fr: str, en: str, *, file: str | None = None, key: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        self.fr, self.en, self.file, self.key, self.line = fr, en, file, key, line
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        where = []
+        if self.file:
+            where.append(self.file + (f", ligne {self.line}" if self.line else ""))
+        if self.key:
+            where.append(self.key)
+        loc = " — ".join(where)
+        where_en = []
+        if self.file:
+            where_en.append(self.file + (f", line {self.line}" if self.line else ""))
+        if self.key:
+            where_en.append(self.key)
+        loc_en = " — ".join(where_en)
+        fr = f"configuration invalide : {loc} : {self.fr}" if loc else f"configuration : {self.fr}"
+        en = f"invalid configuration: {loc_en}: {self.en}" if loc_en else f"configuration: {self.en}"
+        return f"{fr}\n{en}"
+
+
+def _listen_list() -> list[str]:
+    return ["127.0.0.1:2587"]
+
+
+def _listen_tls_list() -> list[str]:
+    return ["127.0.0.1:2465"]
+
+
+@dataclass
+class ServerConfig:
+    hostname: str = ""
+
+
+@dataclass
+class SubmissionConfig:
+    listen: list[str] = field(default_factory=_listen_list)
+    listen_tls: list[str] = field(default_factory=_listen_tls_list)
+    reply_charset: ReplyCharset = "utf-8"
+
+
+@dataclass
+class TLSConfig:
+    cert_file: str = ""
+    key_file: str = ""
+
+
+@dataclass
+class AuthConfig:
+    mode: AuthMode = ""
+    users_file: str = ""
+    failure_delay: float = 1.0
+    max_failures: int = 3
+
+
+@dataclass
+class UpstreamConfig:
+    host: str = ""
+    port: int = 0
+    tls: UpstreamTLS = "starttls"
+    verify: bool = True
+    ca_file: str = ""
+    username: str = ""
+    password: str = ""
+    password_file: str = ""
+    timeout: float = 60.0
+    helo: str = ""
+
+
+@dataclass
+class StorageConfig:
+    data_dir: str = ""
+
+
+@dataclass
+class DNSConfig:
+    nameservers: list[str] = field(default_factory=list)
+    port: int = 53
+    timeout: float = 5.0
+
+
+@dataclass
+class LimitsConfig:
+    message_size: int = 25 * 1024 * 1024
+    recipients: int = 100
+    command_timeout: float = 300.0
+    header_size: int = 64 * 1024
+    check_timeout: float = 20.0
+
+
+@dataclass
+class RulesConfig:
+    dir: str = ""
+
+
+@dataclass
+class LogConfig:
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: LogFormat = "text"
+
+
+@dataclass
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    submission: SubmissionConfig = field(default_factory=SubmissionConfig)
+    tls: TLSConfig = field(default_factory=TLSConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
+    upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    dns: DNSConfig = field(default_factory=DNSConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    rules: RulesConfig = field(default_factory=RulesConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    # Free-form policy overrides ([policy.thresholds], [policy.symbols.X]),
+    # validated by gateway.policy against the rules.
+    policy: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
+
+    # --- derived values -------------------------------------------------
+    @property
+    def data_dir(self) -> Path:
+        if self.storage.data_dir:
+            return Path(self.storage.data_dir).expanduser()
+        xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        return Path(xdg) / "vigie"
+
+    @property
+    def hostname(self) -> str:
+        return self.server.hostname or socket.getfqdn()
+
+    @property
+    def auth_mode(self) -> Literal["upstream", "local"]:
+        if self.auth.mode:
+            return self.auth.mode
+        return "upstream" if self.upstream.host else "local"
+
+    @property
+    def users_file(self) -> Path:
+        return Path(self.auth.users_file).expanduser() if self.auth.users_file else (
+            self.data_dir / "users"
+        )
+
+    @property
+    def upstream_port(self) -> int:
+        if self.upstream.port:
+            return self.upstream.port
+        return {"starttls": 587, "implicit": 465, "none": 25}[self.upstream.tls]
+
+    def upstream_password(self) -> str:
+        if self.upstream.password_file:
+            path = Path(self.upstream.password_file).expanduser()
+            try:
+                return path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"impossible de lire le fichier de mot de passe {path} ({exc.strerror})",
+                    f"cannot read password file {path} ({exc.strerror})",
+                    file=self.source, key="[upstream] password_file",
+                ) from exc
+        return self.upstream.password
+
+
+# --- loading ------------------------------------------------------------
+
+def _find_line(text: str, section: str, key: str | None) -> int | None:
+    """Best-effort line number of ``key`` inside ``[section]`` (or of the section)."""
+    current = None
+    header = re.compile(r"^\s*\[\s*([A-Za-z0-9_.\"-]+)\s*\]")
+    for number, line in enumerate(text.splitlines(), start=1):
+        m = header.match(line)
+        if m:
+            current = m.group(1)
+            if key is None and current == section:
+                return number
+            continue
+        if current == section and key is not None and re.match(
+            rf"^\s*\"?{re.escape(key)}\"?\s*=", line
+        ):
+            return number
+    return None
+
+
+def _type_name(tp: Any) -> tuple[str, str]:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        opts = " | ".join(f'"{a}"' for a in typing.get_args(tp) if a != "")
+        return f"une valeur parmi {opts}", f"one of {opts}"
+    if tp is bool:
+        return "true ou false", "true or false"
+    if tp is int:
+        return "un nombre entier", "an integer"
+    if tp is float:
+        return "un nombre", "a number"
+    if tp is str:
+        return "un texte entre guillemets", "a quoted string"
+    if origin is list:
+        return "une liste de textes", "a list of strings"
+    return str(tp), str(tp)
+
+
+def _coerce(tp: Any, value: Any) -> Any:
+    """Return value if it fits the type, else raise ValueError."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        if value in typing.get_args(tp):
+            return value
+        raise ValueError
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ValueError
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ValueError
+    if tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ValueError
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise ValueError
+    if origin is list:
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return list(value)
+        raise ValueError
+    raise ValueError  # pragma: no cover - every field type is handled above
+
+
+def _env_value(tp: Any, raw: str) -> Any:
+    origin = typing.get_origin(tp)
+    if tp is bool:
+        low = raw.strip().lower()
+        if low in {"1", "true", "yes", "oui", "on"}:
+            return True
+        if low in {"0", "false", "no", "non", "off"}:
+            return False
+        return raw
+    if tp is int:
+        try:
+            return int(raw)
+        except ValueError:
+            return raw
+    if tp is float:
+        try:
+            return float(raw)
+        except ValueError:
+            return raw
+    if origin is list:
+        return [p.strip() for p in raw.split(",") if p.strip()]
+    return raw
+
+
+def _section_fields(section_cls: type[Any]) -> dict[str, Any]:
+    hints = typing.get_type_hints(section_cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(section_cls)}
+
+
+def _apply(
+    cfg: Config, data: dict[str, Any], *, file: str | None, text: str,
+    env: bool = False,
+) -> None:
+    sections = {f.name: f for f in dataclasses.fields(Config) if f.name not in {"source"}}
+    for section, body in data.items():
+        if section not in sections:
+            raise ConfigError(
+                f"section inconnue [{section}] (sections possibles : "
+                f"{', '.join(sorted(sections))})",
+                f"unknown section [{section}] (known: {', '.join(sorted(sections))})",
+                file=file, key=f"[{section}]", line=_find_line(text, section, None),
+            )
+        if section == "policy":
+            if not isinstance(body, dict):
+                raise ConfigError("doit être une table", "must be a table",
+                                  file=file, key="[policy]")
+            cfg.policy = body
+            continue
+        if not isinstance(body, dict):
+            raise ConfigError(
+                "doit être une section [..]", "must be a [section]",
+                file=file, key=section, line=_find_line(text, section, None),
+            )
+        target = getattr(cfg, section)
+        fields = _section_fields(type(target))
+        for key, value in body.items():
+            label = f"[{section}] {key}"
+            line = None if env else _find_line(text, section, key)
+            if key not in fields:
+                raise ConfigError(
+                    f"clé inconnue (clés possibles : {', '.join(fields)})",
+                    f"unknown key (known keys: {', '.join(fields)})",
+                    file=file, key=label, line=line,
+                )
+            tp = fields[key]
+            try:
+                coerced = _coerce(tp, value)
+            except ValueError:
+                fr, en = _type_name(tp)
+                raise ConfigError(
+                    f"doit être {fr} (reçu : {value!r})", f"must be {en} (got: {value!r})",
+                    file=file, key=label, line=line,
+                ) from None
+            setattr(target, key, coerced)
+
+
+def _validate(cfg: Config, *, file: str | None, text: str) -> None:
+    def fail(section: str, key: str, fr: str, en: str) -> None:
+        raise ConfigError(fr, en, file=file, key=f"[{section}] {key}",
+                          line=_find_line(text, section, key))
+
+    for key in ("listen", "listen_tls"):
+        for item in getattr(cfg.submission, key):
+            try:
+                parse_listen(item)
+            except ValueError:
+                fail("submission", key, f"adresse d'écoute invalide {item!r} (attendu "
+                     "\"hôte:port\", par ex. \"127.0.0.1:2587\")",
+                     f"invalid listen address {item!r} (expected \"host:port\", "
+                     "e.g. \"127.0.0.1:2587\")")
+    if not cfg.submission.listen and not cfg.submission.listen_tls:
+        fail("submission", "listen", "aucune adresse d'écoute", "no listen address")
+    if cfg.upstream.port and not 0 < cfg.upstream.port < 65536:
+        fail("upstream", "port", "doit être entre 1 et 65535", "must be between 1 and 65535")
+    if cfg.dns.port and not 0 < cfg.dns.port < 65536:
+        fail("dns", "port", "doit être entre 1 et 65535", "must be between 1 and 65535")
+    for section, key in (("limits", "message_size"), ("limits", "recipients"),
+                         ("limits", "command_timeout"), ("limits", "header_size"),
+                         ("limits", "check_timeout"), ("upstream", "timeout"),
+                         ("dns", "timeout")):
+        if getattr(getattr(cfg, section), key) <= 0:
+            fail(section, key, "doit être strictement positif", "must be greater than 0")
+    if cfg.auth.failure_delay < 0:
+        fail("auth", "failure_delay", "ne peut pas être négatif", "cannot be negative")
+    if cfg.auth.max_failures < 1:
+        fail("auth", "max_failures", "doit valoir au moins 1", "must be at least 1")
+    if cfg.auth_mode == "upstream" and not cfg.upstream.host:
+        fail("auth", "mode", "le mode \"upstream\" demande [upstream] host",
+             "mode \"upstream\" needs [upstream] host")
+    if cfg.auth_mode == "upstream" and cfg.upstream.tls == "none":
+        fail("upstream", "tls", "le mode d'authentification \"upstream\" transmet les mots de "
+             "passe : TLS est obligatoire (\"starttls\" ou \"implicit\")",
+             "auth mode \"upstream\" forwards passwords: TLS is required "
+             "(\"starttls\" or \"implicit\")")
+    if bool(cfg.tls.cert_file) != bool(cfg.tls.key_file):
+        fail("tls", "cert_file" if not cfg.tls.cert_file else "key_file",
+             "cert_file et key_file vont ensemble", "cert_file and key_file go together")
+    for key in ("cert_file", "key_file"):
+        value = getattr(cfg.tls, key)
+        if value and not Path(value).expanduser().is_file():
+            fail("tls", key, f"fichier introuvable : {value}", f"file not found: {value}")
+    if cfg.upstream.ca_file and not Path(cfg.upstream.ca_file).expanduser().is_file():
+        fail("upstream", "ca_file", f"fichier introuvable : {cfg.upstream.ca_file}",
+             f"file not found: {cfg.upstream.ca_file}")
+    if cfg.upstream.password and cfg.upstream.password_file:
+        fail("upstream", "password", "password et password_file s'excluent",
+             "password and password_file are mutually exclusive")
+    if cfg.rules.dir and not Path(cfg.rules.dir).expanduser().is_dir():
+        fail("rules", "dir", f"dossier introuvable : {cfg.rules.dir}",
+             f"folder not found: {cfg.rules.dir}")
+
+
+def parse_listen(item: str) -> tuple[str, int]:
+    """'host:port' or '[v6]:port' -> (host, port); ValueError when malformed."""
+    m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})|([^:\s\[\]]+):(\d{1,5})", item.strip())
+    if not m:
+        raise ValueError(item)
+    host = m.group(1) or m.group(3)
+    port = int(m.group(2) or m.group(4))
+    if not 0 <= port < 65536:
+        raise ValueError(item)
+    return host, port
+
+
+def load(path: str | os.PathLike[str] | None = None, *, environ: dict[str, str] | None = None
+         ) -> Config:
+    """Build the config: defaults, then the file (if any), then VIGIE_<SECTION>_<KEY>."""
+    environ = dict(os.environ if environ is None else environ)
+    cfg = Config()
+    text = ""
+    file: str | None = None
+    if path is None and environ.get("VIGIE_CONFIG"):
+        path = environ["VIGIE_CONFIG"]
+    if path is not None:
+        file = str(path)
+        try:
+            raw = Path(path).read_bytes()
+        except FileNotFoundError:
+            raise ConfigError("fichier introuvable", "file not found", file=file) from None
+        except OSError as exc:
+            raise ConfigError(f"illisible ({exc.strerror})", f"unreadable ({exc.strerror})",
+                              file=file) from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError("le fichier doit être en UTF-8", "the file must be UTF-8",
+                              file=file) from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            m = re.search(r"line (\d+)", str(exc))
+            raise ConfigError(
+                f"syntaxe TOML incorrecte ({exc})", f"TOML syntax error ({exc})",
+                file=file, line=int(m.group(1)) if m else None,
+            ) from None
+        _apply(cfg, data, file=file, text=text)
+        cfg.source = file
+    env_data: dict[str, dict[str, Any]] = {}
+    section_names = {f.name for f in dataclasses.fields(Config)} - {"policy", "source"}
+    for name, value in environ.items():
+        if not name.startswith("VIGIE_") or name == "VIGIE_CONFIG":
+            continue
+        section, _, key = name[len("VIGIE_"):].lower().partition("_")
+        if section not in section_names or not key:
+            continue
+        fields = _section_fields(type(getattr(cfg, section)))
+        tp = fields.get(key)
+        env_data.setdefault(section, {})[key] = _env_value(tp, value) if tp else value
+    if env_data:
+        _apply(cfg, env_data, file="environnement/environment (VIGIE_*)", text="", env=True)
+    _validate(cfg, file=file, text=text)
+    return cfg

@@ -1,0 +1,1 @@
+"""Pure detectors: no asyncio, sockets or files; table-driven tests."""

@@ -1,0 +1,35 @@
+"""The screening engine: parse once, run the pipeline, ask the policy. No I/O of its own.
+
+Used by the SMTP handler and by ``vigie check`` alike, so both give the same answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from gateway.checks import default_checks
+from gateway.config import Config
+from gateway.model import Message, prefix_subject, prepend_header
+from gateway.pipeline import Check, Pipeline
+from gateway.policy import Decision, Policy
+
+
+class Engine:
+    def __init__(self, cfg: Config, *, checks: Sequence[Check] | None = None,
+                 policy: Policy | None = None) -> None:
+        self.cfg = cfg
+        self.policy = policy if policy is not None else Policy.load(cfg)
+        self.pipeline = Pipeline(checks if checks is not None else default_checks(cfg),
+                                 timeout=cfg.limits.check_timeout)
+
+    async def screen(self, message: Message) -> Decision:
+        findings = await self.pipeline.run(message)
+        return self.policy.decide(findings, message.envelope.direction,
+                                  message.envelope.queue_id)
+
+    def tag(self, raw: bytes, decision: Decision) -> bytes:
+        """The bytes to relay for a ``tag`` decision: one header and a subject prefix."""
+        symbols = ", ".join(decision.symbols) or "none"
+        out = prefix_subject(raw, self.policy.tag_subject_prefix)
+        return prepend_header(out, self.policy.tag_header,
+                              f"tag; score={decision.score:g}; symbols={symbols}")

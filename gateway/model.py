@@ -1,0 +1,126 @@
+"""The message model: envelope facts plus the original bytes, parsed once.
+
+The original bytes are never re-serialised for relaying; the parsed form is
+only read by checks.
+"""
+
+from __future__ import annotations
+
+import email.header
+import email.policy
+import enum
+import re
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.parser import BytesParser
+from functools import cached_property
+
+
+class Direction(enum.StrEnum):
+    OUTBOUND = "outbound"
+    INBOUND = "inbound"
+
+
+@dataclass(slots=True)
+class Envelope:
+    """What the SMTP conversation told us about the message."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    direction: Direction = Direction.OUTBOUND
+    mail_options: list[str] = field(default_factory=list)
+    client_ip: str | None = None
+    helo: str | None = None
+    auth_user: str | None = None
+    tls: bool = False
+    queue_id: str = ""
+
+    @property
+    def declared_8bitmime(self) -> bool:
+        return any(o.upper() == "BODY=8BITMIME" for o in self.mail_options)
+
+    @property
+    def smtputf8(self) -> bool:
+        return any(o.upper() == "SMTPUTF8" for o in self.mail_options)
+
+    @property
+    def rcpt_domains(self) -> list[str]:
+        return sorted({domain_of(r) for r in self.rcpt_tos})
+
+
+def domain_of(address: str) -> str:
+    """The lower-cased domain part of an address ('' when there is none)."""
+    _, at, domain = address.rpartition("@")
+    return domain.strip().strip(">").lower() if at else ""
+
+
+def split_header_body(raw: bytes) -> tuple[bytes, bytes]:
+    """Split raw bytes at the first empty line (CRLF or bare LF tolerated)."""
+    if raw.startswith((b"\r\n", b"\n")):
+        return b"", raw
+    crlf = raw.find(b"\r\n\r\n")
+    lf = raw.find(b"\n\n")
+    candidates = [(i, 4) for i in (crlf,) if i >= 0] + [(i, 2) for i in (lf,) if i >= 0]
+    if not candidates:
+        return raw, b""
+    pos, width = min(candidates)
+    return raw[: pos + width // 2], raw[pos + width :]
+
+
+class Message:
+    """A message under examination: original bytes, envelope, lazily parsed MIME tree."""
+
+    def __init__(self, raw: bytes, envelope: Envelope) -> None:
+        self.raw = raw
+        self.envelope = envelope
+
+    @cached_property
+    def header_bytes(self) -> bytes:
+        return split_header_body(self.raw)[0]
+
+    @cached_property
+    def body_bytes(self) -> bytes:
+        return split_header_body(self.raw)[1]
+
+    @cached_property
+    def parsed(self) -> EmailMessage:
+        """The stdlib parse with ``policy.default`` (done once, shared by checks)."""
+        msg = BytesParser(policy=email.policy.default).parsebytes(self.raw)
+        assert isinstance(msg, EmailMessage)
+        return msg
+
+    @property
+    def size(self) -> int:
+        return len(self.raw)
+
+
+_SUBJECT_LINE = re.compile(rb"^subject[ \t]*:[ \t]*", re.IGNORECASE)
+
+
+def prepend_header(raw: bytes, name: str, value: str) -> bytes:
+    """Add one header field on top, leaving every original byte as it was."""
+    return f"{name}: {value}\r\n".encode("utf-8") + raw
+
+
+def encode_word(text: str) -> str:
+    """RFC 2047 form of ``text`` when it is not plain ASCII."""
+    if text.isascii():
+        return text
+    return email.header.Header(text, "utf-8").encode(maxlinelen=998)
+
+
+def prefix_subject(raw: bytes, prefix: str) -> bytes:
+    """Put ``prefix`` in front of the first Subject (or add one), touching nothing else."""
+    header, _ = split_header_body(raw)
+    enc = encode_word(prefix.rstrip())
+    spaced = enc + " "
+    offset = 0
+    for line in header.splitlines(keepends=True):
+        m = _SUBJECT_LINE.match(line)
+        if m:
+            at = offset + m.end()
+            if raw[at:].startswith(spaced.encode("ascii")):
+                return raw
+            return raw[:at] + spaced.encode("ascii") + raw[at:]
+        offset += len(line)
+    return prepend_header(raw, "Subject", enc)

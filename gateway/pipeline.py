@@ -1,0 +1,54 @@
+"""Runs the enabled checks concurrently, each under a timeout.
+
+A check that raises or times out yields an ERROR finding: never a pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from gateway.model import Message
+from gateway.verdict import Finding, Outcome, Reason
+
+log = logging.getLogger("vigie.pipeline")
+
+
+@runtime_checkable
+class Check(Protocol):
+    """A small object with a name, a description and ``async run(message)``."""
+
+    name: str
+    description: str
+
+    async def run(self, message: Message) -> list[Finding]: ...
+
+
+class Pipeline:
+    def __init__(self, checks: Sequence[Check], *, timeout: float = 20.0) -> None:
+        self.checks = list(checks)
+        self.timeout = timeout
+
+    async def run(self, message: Message) -> list[Finding]:
+        results = await asyncio.gather(*(self._run_one(c, message) for c in self.checks))
+        return [f for group in results for f in group]
+
+    async def _run_one(self, check: Check, message: Message) -> list[Finding]:
+        try:
+            async with asyncio.timeout(self.timeout):
+                return list(await check.run(message))
+        except TimeoutError:
+            log.warning("check %s timed out after %.1fs (queue id %s)", check.name,
+                        self.timeout, message.envelope.queue_id)
+            return [Finding(check.name, f"{check.name.upper()}_TIMEOUT", Outcome.ERROR, (
+                Reason(f"la vérification « {check.name} » a dépassé le délai",
+                       f"check '{check.name}' timed out"),))]
+        except Exception as exc:
+            # The exception text may quote message content: log its type only.
+            log.error("check %s crashed: %s (queue id %s)", check.name, type(exc).__name__,
+                      message.envelope.queue_id)
+            return [Finding(check.name, f"{check.name.upper()}_CRASH", Outcome.ERROR, (
+                Reason(f"la vérification « {check.name} » a échoué",
+                       f"check '{check.name}' failed"),))]

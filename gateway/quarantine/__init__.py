@@ -1,0 +1,1 @@
+"""Held mail: durable local storage (encryption and the digest come with the quarantine)."""

@@ -1,0 +1,345 @@
+"""aiosmtpd hooks for the submission listener: cheap gates only, then the engine.
+
+MAIL and RCPT are mirrored live to the next hop; DATA runs the engine and
+acts on its decision. The client hears 250 only once the next hop said 250
+(or the message is durably held).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from gateway.config import Config
+from gateway.engine import Engine
+from gateway.logs import message_line
+from gateway.model import Direction, Message, domain_of, prepend_header
+from gateway.model import Envelope as MsgEnvelope
+from gateway.policy import Reply
+from gateway.quarantine.folder import HoldFolder
+from gateway.smtp.relay import HopAuthRefused, HopSession, HopUnavailable
+from gateway.users import UsersFile
+
+log = logging.getLogger("vigie.smtp")
+
+HopFactory = Callable[[str | None, str | None], Awaitable[HopSession]]
+
+
+@dataclass
+class ConnState:
+    """Per-connection state kept on the protocol object (survives STARTTLS)."""
+
+    hop: HopSession | None = None
+    credentials: tuple[str, str] | None = None  # upstream mode: kept in memory only
+    in_transaction: bool = False
+    auth_failures: int = 0
+    queue_id: str = ""
+    started: float = field(default_factory=time.monotonic)
+
+
+def _state(server: SMTP) -> ConnState:
+    state = getattr(server, "vigie_state", None)
+    if state is None:
+        state = ConnState()
+        server.vigie_state = state
+    assert isinstance(state, ConnState)
+    return state
+
+
+def new_queue_id() -> str:
+    return secrets.token_hex(5).upper()
+
+
+def reply_str(reply: Reply, cfg: Config) -> str:
+    return reply.render(cfg.submission.reply_charset)
+
+
+class SubmissionHandler:
+    """Hooks for authenticated submission (port 587/465 style)."""
+
+    def __init__(self, cfg: Config, engine: Engine, hop_factory: HopFactory,
+                 users: UsersFile, hold: HoldFolder) -> None:
+        self.cfg = cfg
+        self.engine = engine
+        self.hop_factory = hop_factory
+        self.users = users
+        self.hold_folder = hold
+
+    # --- AUTH ---------------------------------------------------------
+    async def _read_credentials(self, server: SMTP, args: list[str]
+                                ) -> tuple[str, str] | str | None:
+        """(login, password), or an error reply, or None when already answered."""
+        mechanism = args[0].upper()
+        try:
+            if mechanism == "PLAIN":
+                if len(args) == 1:
+                    blob = await server.challenge_auth("")
+                    if not isinstance(blob, bytes):
+                        return None
+                else:
+                    blob = base64.b64decode(args[1], validate=True)
+                parts = blob.split(b"\x00")
+                if len(parts) != 3:
+                    return "501 5.5.2 Can't split auth value"
+                login, password = parts[1], parts[2]
+            elif mechanism == "LOGIN":
+                if len(args) == 1:
+                    got = await server.challenge_auth("User Name\x00")
+                    if not isinstance(got, bytes):
+                        return None
+                    login = got
+                else:
+                    login = base64.b64decode(args[1], validate=True)
+                got = await server.challenge_auth("Password\x00")
+                if not isinstance(got, bytes):
+                    return None
+                password = got
+            else:
+                return "504 5.5.4 Unrecognized authentication type"
+        except binascii.Error:
+            return "501 5.5.2 Can't decode base64"
+        try:
+            return login.decode("utf-8"), password.decode("utf-8")
+        except UnicodeDecodeError:
+            return "501 5.5.2 Credentials must be UTF-8"
+
+    async def handle_AUTH(self, server: SMTP, session: Session, envelope: Envelope,
+                          args: list[str]) -> str | None:
+        state = _state(server)
+        if _tls_info(server) is None:  # aiosmtpd checks too; passwords never in clear
+            return "538 5.7.11 Encryption required for requested authentication mechanism"
+        creds = await self._read_credentials(server, args)
+        if creds is None or isinstance(creds, str):
+            return creds
+        login, password = creds
+        if self.cfg.auth_mode == "local":
+            user = await asyncio.to_thread(self.users.verify, login, password)
+            ok = user is not None
+        else:
+            try:
+                hop = await self.hop_factory(login, password)
+            except HopAuthRefused as exc:
+                ok = False
+                if exc.code < 500:
+                    return f"454 4.7.0 {exc.text}"
+            except HopUnavailable:
+                log.warning("AUTH: upstream unreachable, answering 454")
+                return ("454 4.7.0 Vérification du mot de passe impossible pour l'instant / "
+                        "Temporary authentication failure, try again later")
+            else:
+                ok = True
+                if state.hop is not None:
+                    await state.hop.close()
+                state.hop = hop
+                state.credentials = (login, password)
+        if ok:
+            session.authenticated = True
+            session.auth_data = login
+            log.info("AUTH ok (%s mode)", self.cfg.auth_mode)
+            return "235 2.7.0 Authentification réussie / Authentication successful"
+        state.auth_failures += 1
+        log.warning("AUTH failed from %s (%d/%d)", _peer_ip(session), state.auth_failures,
+                    self.cfg.auth.max_failures)
+        if self.cfg.auth.failure_delay:
+            await asyncio.sleep(self.cfg.auth.failure_delay)
+        if state.auth_failures >= self.cfg.auth.max_failures:
+            await server.push("421 4.7.0 Trop d'échecs d'authentification / Too many "
+                              "authentication failures, closing")
+            if server.transport is not None:
+                server.transport.close()
+            return None
+        return "535 5.7.8 Identifiant ou mot de passe refusé / Authentication credentials invalid"
+
+    async def handle_exception(self, error: Exception) -> str:
+        # The text of an exception may quote the message: log its type only.
+        log.error("SMTP session error: %s", type(error).__name__)
+        return ("451 4.3.0 Erreur interne temporaire, réessayez plus tard / Internal error, "
+                "please try again later")
+
+    # --- envelope -----------------------------------------------------
+    async def _hop(self, state: ConnState) -> HopSession:
+        if state.hop is not None and state.hop.usable:
+            return state.hop
+        if state.hop is not None:
+            await state.hop.close()
+            state.hop = None
+        if state.credentials is not None:
+            state.hop = await self.hop_factory(*state.credentials)
+        else:
+            state.hop = await self.hop_factory(None, None)
+        return state.hop
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, mail_options: list[str]) -> str:
+        if not session.authenticated:  # aiosmtpd checks too: never an open relay
+            return "530 5.7.0 Authentication required"
+        state = _state(server)
+        try:
+            hop = await self._hop(state)
+        except HopAuthRefused as exc:
+            return f"454 4.7.0 {exc.text}"
+        except HopUnavailable as exc:
+            return reply_str(exc.reply, self.cfg)
+        if state.in_transaction:
+            await hop.rset()
+            state.in_transaction = False
+        reply = await hop.mail(address, mail_options)
+        if reply.code == 250:
+            envelope.mail_from = address
+            envelope.mail_options.extend(mail_options)
+            state.in_transaction = True
+            state.queue_id = new_queue_id()
+            state.started = time.monotonic()
+        return reply_str(reply, self.cfg)
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        if not session.authenticated:
+            return "530 5.7.0 Authentication required"
+        state = _state(server)
+        if len(envelope.rcpt_tos) >= self.cfg.limits.recipients:
+            return (f"452 4.5.3 Trop de destinataires (maximum {self.cfg.limits.recipients}) "
+                    "/ Too many recipients")
+        local, at, domain = address.rpartition("@")
+        if not at or not local or not domain or any(c in local for c in "%!@:") or (
+                address.startswith("@")):
+            return ("553 5.1.3 Adresse de destinataire refusée (routage non autorisé) / "
+                    "Recipient address rejected (no routing tricks)")
+        if state.hop is None or not state.in_transaction:
+            return "503 5.5.1 Error: need MAIL command"
+        reply = await state.hop.rcpt(address, rcpt_options)
+        if 200 <= reply.code < 300:
+            envelope.rcpt_tos.append(address)
+            envelope.rcpt_options.extend(rcpt_options)
+        return reply_str(reply, self.cfg)
+
+    async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        state = _state(server)
+        if state.hop is not None and state.in_transaction:
+            await state.hop.rset()
+        state.in_transaction = False
+        return "250 2.0.0 OK"
+
+    async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        await close_connection(server)
+        return "221 2.0.0 Au revoir / Bye"
+
+    # --- DATA ---------------------------------------------------------
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        state = _state(server)
+        raw = envelope.original_content
+        assert isinstance(raw, bytes)
+        assert envelope.mail_from is not None
+        hop = state.hop
+        if hop is None or not session.authenticated:
+            return "503 5.5.1 Error: need MAIL command"
+        menv = MsgEnvelope(
+            mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos),
+            direction=Direction.OUTBOUND, mail_options=list(envelope.mail_options),
+            client_ip=_peer_ip(session), helo=session.host_name,
+            auth_user=str(session.auth_data) if session.auth_data else None,
+            tls=_tls_info(server) is not None, queue_id=state.queue_id or new_queue_id(),
+        )
+        message = Message(raw, menv)
+        decision = await self.engine.screen(message)
+        action = decision.action
+        reply: Reply
+        try:
+            if action in ("deliver", "tag"):
+                content = raw if action == "deliver" else self.engine.tag(raw, decision)
+                content = prepend_header(content, "Received",
+                                         received_value(self.cfg, server, session, menv))
+                reply = await hop.data(content)
+            else:
+                await hop.rset()
+                if action == "hold":
+                    reply = await self._hold(message, decision.symbols)
+                else:
+                    assert decision.reply is not None
+                    reply = decision.reply
+        finally:
+            state.in_transaction = False
+        message_line(
+            queue_id=menv.queue_id, direction=menv.direction.value, size=len(raw),
+            rcpts=len(menv.rcpt_tos), rcpt_domains=menv.rcpt_domains,
+            sender_domain=domain_of(menv.mail_from) or "-", action=action,
+            symbols=decision.symbols, score=f"{decision.score:g}", reply=reply.code,
+            duration_ms=round((time.monotonic() - state.started) * 1000, 1),
+        )
+        return reply_str(reply, self.cfg)
+
+    async def _hold(self, message: Message, symbols: list[str]) -> Reply:
+        env = message.envelope
+        meta: dict[str, Any] = {
+            "queue_id": env.queue_id, "direction": env.direction.value,
+            "mail_from": env.mail_from, "rcpt_tos": env.rcpt_tos,
+            "mail_options": env.mail_options, "auth_user": env.auth_user,
+            "symbols": symbols, "received_at": time.time(), "size": message.size,
+        }
+        try:
+            await asyncio.to_thread(self.hold_folder.hold, env.queue_id, message.raw, meta)
+        except OSError as exc:
+            log.error("hold folder: cannot write %s: %s", env.queue_id, exc.strerror)
+            return Reply(451, "4.3.0", (
+                "Mise en attente impossible (disque plein ?) : votre logiciel réessaiera.",
+                "Cannot hold the message now (disk full?): your mail program will retry.",
+            ))
+        return Reply(250, "2.0.0", (
+            f"Message reçu et retenu pour vérification par vigie (id {env.queue_id}).",
+            f"Message accepted and held for review by vigie (id {env.queue_id}).",
+        ))
+
+
+async def close_connection(server: SMTP) -> None:
+    state = getattr(server, "vigie_state", None)
+    if isinstance(state, ConnState) and state.hop is not None:
+        hop, state.hop = state.hop, None
+        state.credentials = None
+        await hop.close()
+
+
+def _peer_ip(session: Session) -> str | None:
+    peer = session.peer
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return None
+
+
+def _tls_info(server: SMTP) -> tuple[str, str] | None:
+    transport = server.transport
+    if transport is None:
+        return None
+    obj = transport.get_extra_info("ssl_object")
+    if obj is None:
+        return None
+    cipher = obj.cipher()
+    return str(obj.version()), str(cipher[0]) if cipher else "?"
+
+
+def _clean(text: str | None) -> str:
+    return "".join(c for c in (text or "unknown")
+                   if c.isascii() and c.isprintable() and c not in "()\\")[:255]
+
+
+def received_value(cfg: Config, server: SMTP, session: Session, env: MsgEnvelope) -> str:
+    """RFC 5321 trace field; no recipient address (it may name a patient)."""
+    tls = _tls_info(server)
+    proto = "ESMTP" if session.extended_smtp else "SMTP"
+    if tls:
+        proto += "S"
+    if session.authenticated:
+        proto += "A"
+    using = f"\r\n\t(using {tls[0]} with cipher {tls[1]})" if tls else ""
+    return (f"from {_clean(session.host_name)} ([{env.client_ip or 'unknown'}]){using}\r\n"
+            f"\tby {_clean(cfg.hostname)} (vigie) with {proto} id {env.queue_id};\r\n"
+            f"\t{formatdate(localtime=True)}")

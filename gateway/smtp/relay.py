@@ -1,0 +1,235 @@
+"""The next hop: an upstream SMTP server (aiosmtplib) or the local Maildir.
+
+A hop session mirrors the client's transaction live: MAIL and RCPT are passed
+on as the client sends them, so per-recipient refusals reach the client, and
+the client hears 250 for DATA only once the next hop said 250. vigie keeps no
+queue of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from pathlib import Path
+from typing import Protocol
+
+import aiosmtplib
+
+from gateway.config import Config
+from gateway.policy import Reply
+from gateway.quarantine.folder import Maildir
+
+log = logging.getLogger("vigie.relay")
+
+_TRANSIENT = (OSError, asyncio.TimeoutError, aiosmtplib.SMTPConnectError,
+              aiosmtplib.SMTPConnectTimeoutError, aiosmtplib.SMTPServerDisconnected,
+              aiosmtplib.SMTPTimeoutError, aiosmtplib.SMTPReadTimeoutError, ssl.SSLError)
+
+
+class HopUnavailable(Exception):
+    """The next hop cannot be reached now; carries the 4xx reply for the client."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(reply.text)
+        self.reply = reply
+
+
+class HopAuthRefused(Exception):
+    """The upstream refused the credentials; carries its code and text."""
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__(text)
+        self.code, self.text = code, text
+
+
+def unavailable(detail_fr: str, detail_en: str) -> Reply:
+    return Reply(451, "4.4.1", (
+        f"Le serveur d'envoi du cabinet est injoignable ({detail_fr}) : votre logiciel "
+        "réessaiera, le message n'est pas perdu.",
+        f"The practice's outgoing server cannot be reached ({detail_en}): your mail program "
+        "will retry, nothing is lost.",
+    ))
+
+
+def from_response(code: int, message: str) -> Reply:
+    """The upstream's own answer, relayed as is (its text keeps its enhanced code)."""
+    # 421 means "closing the channel": that is true of the upstream, not of us.
+    lines = tuple(message.splitlines()) or ("",)
+    return Reply(451 if code == 421 else code, "", lines)
+
+
+class HopSession(Protocol):
+    @property
+    def usable(self) -> bool: ...
+    async def mail(self, sender: str, options: list[str]) -> Reply: ...
+    async def rcpt(self, recipient: str, options: list[str]) -> Reply: ...
+    async def data(self, content: bytes) -> Reply: ...
+    async def rset(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+class UpstreamSession:
+    """One connection to the upstream smarthost, reused across transactions."""
+
+    def __init__(self, cfg: Config, smtp: aiosmtplib.SMTP) -> None:
+        self.cfg = cfg
+        self.smtp = smtp
+
+    @classmethod
+    async def open(cls, cfg: Config, username: str | None, password: str | None
+                   ) -> UpstreamSession:
+        up = cfg.upstream
+        tls_ctx: ssl.SSLContext | None = None
+        if up.tls != "none":
+            tls_ctx = ssl.create_default_context(cafile=up.ca_file or None)
+            tls_ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+            if not up.verify:
+                tls_ctx.check_hostname = False
+                tls_ctx.verify_mode = ssl.CERT_NONE
+        smtp = aiosmtplib.SMTP(
+            hostname=up.host, port=cfg.upstream_port, timeout=up.timeout,
+            use_tls=up.tls == "implicit", start_tls=True if up.tls == "starttls" else False,
+            tls_context=tls_ctx, local_hostname=up.helo or cfg.hostname,
+        )
+        where = f"{up.host}:{cfg.upstream_port}"
+        try:
+            await smtp.connect()
+        except ssl.SSLError as exc:
+            smtp.close()
+            log.warning("upstream %s: TLS failure: %s", where, exc.reason or type(exc).__name__)
+            raise HopUnavailable(unavailable(f"échec TLS avec {where}",
+                                             f"TLS failure with {where}")) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            smtp.close()
+            log.warning("upstream %s refused the connection: %s %s", where, exc.code,
+                        exc.message)
+            raise HopUnavailable(unavailable(f"{where} a répondu {exc.code}",
+                                             f"{where} answered {exc.code}")) from exc
+        except (*_TRANSIENT, aiosmtplib.SMTPException) as exc:
+            smtp.close()
+            log.warning("upstream %s unreachable: %s", where, type(exc).__name__)
+            raise HopUnavailable(unavailable(f"{where} ne répond pas",
+                                             f"{where} does not answer")) from exc
+        if username is not None and password is not None:
+            try:
+                await smtp.login(username, password)
+            except aiosmtplib.SMTPAuthenticationError as exc:
+                smtp.close()
+                raise HopAuthRefused(exc.code, exc.message) from exc
+            except (*_TRANSIENT, aiosmtplib.SMTPException) as exc:
+                smtp.close()
+                log.warning("upstream %s: login failed: %s", where, type(exc).__name__)
+                raise HopUnavailable(unavailable(f"connexion à {where} impossible",
+                                                 f"cannot log in to {where}")) from exc
+        return cls(cfg, smtp)
+
+    @property
+    def usable(self) -> bool:
+        return self.smtp.is_connected
+
+    def _options(self, options: list[str]) -> list[str]:
+        keep = []
+        for opt in options:
+            name = opt.split("=", 1)[0].upper()
+            if name == "BODY" and self.smtp.supports_extension("8bitmime") or (
+                    name == "SMTPUTF8" and self.smtp.supports_extension("smtputf8")) or (
+                    name == "SIZE" and self.smtp.supports_extension("size")):
+                keep.append(opt)
+        return keep
+
+    async def mail(self, sender: str, options: list[str]) -> Reply:
+        encoding = "utf-8" if any(o.upper() == "SMTPUTF8" for o in options) else "ascii"
+        try:
+            resp = await self.smtp.mail(sender, options=self._options(options),
+                                        encoding=encoding)
+        except aiosmtplib.SMTPResponseException as exc:
+            return from_response(exc.code, exc.message)
+        except (*_TRANSIENT, aiosmtplib.SMTPException, UnicodeEncodeError) as exc:
+            return self._broken(exc)
+        return from_response(resp.code, resp.message)
+
+    async def rcpt(self, recipient: str, options: list[str]) -> Reply:
+        try:
+            resp = await self.smtp.rcpt(recipient, encoding="utf-8")
+        except aiosmtplib.SMTPResponseException as exc:
+            return from_response(exc.code, exc.message)
+        except (*_TRANSIENT, aiosmtplib.SMTPException, ValueError) as exc:
+            return self._broken(exc)
+        return from_response(resp.code, resp.message)
+
+    async def data(self, content: bytes) -> Reply:
+        try:
+            resp = await self.smtp.data(content)
+        except aiosmtplib.SMTPResponseException as exc:
+            return from_response(exc.code, exc.message)
+        except (*_TRANSIENT, aiosmtplib.SMTPException) as exc:
+            return self._broken(exc)
+        return from_response(resp.code, resp.message)
+
+    def _broken(self, exc: BaseException) -> Reply:
+        log.warning("upstream %s: connection lost or timed out (%s)", self.cfg.upstream.host,
+                    type(exc).__name__)
+        self.smtp.close()
+        return Reply(451, "4.4.2", (
+            "La connexion au serveur d'envoi du cabinet a été interrompue : votre logiciel "
+            "réessaiera, le message n'est pas perdu.",
+            "The connection to the practice's outgoing server was lost or timed out: your mail "
+            "program will retry, nothing is lost.",
+        ))
+
+    async def rset(self) -> None:
+        if not self.smtp.is_connected:
+            return
+        try:
+            await self.smtp.rset()
+        except (*_TRANSIENT, aiosmtplib.SMTPException):
+            self.smtp.close()
+
+    async def close(self) -> None:
+        if not self.smtp.is_connected:
+            return
+        try:
+            await asyncio.wait_for(self.smtp.quit(), timeout=5)
+        except (*_TRANSIENT, aiosmtplib.SMTPException):
+            pass
+        finally:
+            self.smtp.close()
+
+
+class MaildirSession:
+    """The embedded default: every accepted message lands in one local Maildir."""
+
+    def __init__(self, root: Path, max_recipients: int) -> None:
+        self.maildir = Maildir(root)
+        self.max_recipients = max_recipients
+
+    @property
+    def usable(self) -> bool:
+        return True
+
+    async def mail(self, sender: str, options: list[str]) -> Reply:
+        return Reply(250, "2.1.0", ("OK",))
+
+    async def rcpt(self, recipient: str, options: list[str]) -> Reply:
+        return Reply(250, "2.1.5", ("OK",))
+
+    async def data(self, content: bytes) -> Reply:
+        try:
+            name = await asyncio.to_thread(self.maildir.deliver, content)
+        except OSError as exc:
+            log.error("local Maildir %s: cannot write: %s", self.maildir.root, exc.strerror)
+            return Reply(451, "4.3.0", (
+                "Écriture impossible dans la boîte locale (disque plein ?) : votre logiciel "
+                "réessaiera, le message n'est pas perdu.",
+                "Cannot write to the local mailbox (disk full?): your mail program will retry, "
+                "nothing is lost.",
+            ))
+        return Reply(250, "2.0.0", (f"OK : remis dans la boîte locale / delivered locally "
+                                    f"({name.split('.')[1]})",))
+
+    async def rset(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None

@@ -1,0 +1,148 @@
+"""Listeners: submission with STARTTLS (587-style) and implicit TLS (465-style).
+
+``Gateway`` wires config, engine, users, hold folder and next hop together and
+owns the asyncio servers; ``serve_forever`` is what ``vigie serve`` runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import ssl
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.smtp import SMTP
+
+from gateway import __version__
+from gateway.config import Config, parse_listen
+from gateway.engine import Engine
+from gateway.quarantine.folder import HoldFolder
+from gateway.smtp.handler import SubmissionHandler, close_connection
+from gateway.smtp.relay import HopSession, MaildirSession, UpstreamSession
+from gateway.smtp.tls import certificate_paths, server_context
+from gateway.users import UsersFile
+
+log = logging.getLogger("vigie.server")
+
+
+class VigieSMTP(SMTP):
+    """aiosmtpd's protocol, plus closing the next-hop session with the client's."""
+
+    background: set[asyncio.Task[None]]
+
+    def connection_lost(self, error: Exception | None) -> None:
+        super().connection_lost(error)
+        if getattr(self, "vigie_state", None) is not None:
+            task = self.loop.create_task(close_connection(self))
+            self.background.add(task)
+            task.add_done_callback(self.background.discard)
+
+
+class Gateway:
+    def __init__(self, cfg: Config, *, engine: Engine | None = None) -> None:
+        self.cfg = cfg
+        self.engine = engine or Engine(cfg)
+        self.users = UsersFile(cfg.users_file)
+        self.hold = HoldFolder(cfg.data_dir / "hold")
+        self.handler = SubmissionHandler(cfg, self.engine, self.hop_factory, self.users,
+                                         self.hold)
+        self.servers: list[asyncio.Server] = []
+        self.background: set[asyncio.Task[None]] = set()
+        self.cert_created = False
+        self.cert_path: Path | None = None
+        self._tls: ssl.SSLContext | None = None
+
+    @property
+    def maildir(self) -> Path:
+        return self.cfg.data_dir / "maildir"
+
+    async def hop_factory(self, login: str | None, password: str | None) -> HopSession:
+        cfg = self.cfg
+        if not cfg.upstream.host:
+            return MaildirSession(self.maildir, cfg.limits.recipients)
+        if login is None:
+            login = cfg.upstream.username or None
+            password = cfg.upstream_password() or None if login else None
+        return await UpstreamSession.open(cfg, login, password)
+
+    def _protocol(self, *, implicit_tls: bool) -> VigieSMTP:
+        assert self._tls is not None
+        proto = VigieSMTP(
+            self.handler,
+            data_size_limit=self.cfg.limits.message_size,
+            enable_SMTPUTF8=True,
+            hostname=self.cfg.hostname,
+            ident=f"vigie {__version__}",
+            tls_context=None if implicit_tls else self._tls,
+            require_starttls=not implicit_tls,
+            # On the implicit-TLS port the socket itself is TLS: aiosmtpd cannot
+            # see that, so the AUTH-needs-TLS and AUTH-required gates live in our
+            # hooks there (they are in our hooks on both ports anyway).
+            auth_required=not implicit_tls,
+            auth_require_tls=not implicit_tls,
+            timeout=self.cfg.limits.command_timeout,
+        )
+        proto.background = self.background
+        return proto
+
+    async def start(self) -> None:
+        cert, key, self.cert_created = certificate_paths(self.cfg)
+        self.cert_path = cert
+        if self.cert_created:
+            log.warning("no TLS certificate configured: generated a self-signed one in %s "
+                        "(certificat auto-signé créé)", cert.parent)
+        self._tls = server_context(cert, key)
+        self.cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not self.cfg.upstream.host:
+            MaildirSession(self.maildir, 1).maildir.ensure()
+        loop = asyncio.get_running_loop()
+        for item in self.cfg.submission.listen:
+            host, port = parse_listen(item)
+            srv = await loop.create_server(lambda: self._protocol(implicit_tls=False), host, port)
+            self.servers.append(srv)
+        for item in self.cfg.submission.listen_tls:
+            host, port = parse_listen(item)
+            srv = await loop.create_server(lambda: self._protocol(implicit_tls=True), host, port,
+                                           ssl=self._tls)
+            self.servers.append(srv)
+        for name, addr in self.addresses():
+            log.info("listening (%s) on %s:%d", name, addr[0], addr[1])
+
+    def addresses(self) -> list[tuple[str, tuple[Any, ...]]]:
+        out = []
+        starttls = len(self.cfg.submission.listen)
+        for i, srv in enumerate(self.servers):
+            for sock in srv.sockets:
+                out.append(("starttls" if i < starttls else "implicit-tls", sock.getsockname()))
+        return out
+
+    def port(self, kind: str = "starttls") -> int:
+        for name, addr in self.addresses():
+            if name == kind:
+                return int(addr[1])
+        raise LookupError(kind)
+
+    async def stop(self) -> None:
+        for srv in self.servers:
+            srv.close()
+        for srv in self.servers:
+            await srv.wait_closed()
+        self.servers.clear()
+        if self.background:
+            await asyncio.gather(*self.background, return_exceptions=True)
+
+
+async def serve_forever(cfg: Config) -> None:
+    gateway = Gateway(cfg)
+    await gateway.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        await gateway.stop()

@@ -1,0 +1,227 @@
+"""Test helpers shipped with the package: a capturing upstream, a gateway in a thread.
+
+Both run real asyncio servers on loopback sockets in a background thread, so
+blocking clients (smtplib, swaks) can talk to them from the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass, field
+from email.utils import formatdate, make_msgid
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from gateway.config import Config
+from gateway.smtp.server import Gateway
+from gateway.smtp.tls import make_self_signed, server_context
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """An event loop running in a daemon thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        async def _cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        self.run(_cancel_all())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        self.loop.close()
+
+
+def make_message(
+    sender: str = "camille@cabinet-kine.fr", to: str = "confrere@example.org",
+    subject: str = "Rendez-vous", body: str = "Bonjour,\r\nà demain.\r\n",
+    extra: Mapping[str, str] | None = None, *, date: bool = True, message_id: bool = True,
+) -> bytes:
+    """A small well-formed message (CRLF, UTF-8 8-bit body)."""
+    lines = [f"From: {sender}", f"To: {to}", f"Subject: {subject}"]
+    if date:
+        lines.append(f"Date: {formatdate(localtime=True)}")
+    if message_id:
+        lines.append(f"Message-ID: {make_msgid(domain='cabinet-kine.fr')}")
+    lines += ["MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8",
+              "Content-Transfer-Encoding: 8bit"]
+    lines += [f"{k}: {v}" for k, v in (extra or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n" + body).encode("utf-8")
+
+
+@dataclass
+class Captured:
+    mail_from: str
+    rcpt_tos: list[str]
+    content: bytes
+    mail_options: list[str]
+
+
+@dataclass
+class UpstreamBehaviour:
+    """What the capturing upstream answers; change it between tests."""
+
+    mail_reply: str | None = None
+    rcpt_replies: dict[str, str] = field(default_factory=dict)
+    data_reply: str | None = None
+    data_delay: float = 0.0
+
+
+class _UpstreamHandler:
+    def __init__(self, owner: CapturingUpstream) -> None:
+        self.owner = owner
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, options: list[str]) -> str:
+        b = self.owner.behaviour
+        if b.mail_reply:
+            return b.mail_reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, options: list[str]) -> str:
+        reply = self.owner.behaviour.rcpt_replies.get(address)
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        b = self.owner.behaviour
+        if b.data_delay:
+            await asyncio.sleep(b.data_delay)  # cancelled if the client goes away
+        if b.data_reply:
+            return b.data_reply
+        assert isinstance(envelope.original_content, bytes)
+        self.owner.messages.append(Captured(str(envelope.mail_from), list(envelope.rcpt_tos),
+                                            envelope.original_content,
+                                            list(envelope.mail_options)))
+        return f"250 2.0.0 Ok: queued as UP{len(self.owner.messages)}"
+
+
+class CapturingUpstream:
+    """An aiosmtpd server that records what it accepts, with STARTTLS and optional AUTH."""
+
+    def __init__(self, workdir: Path, *, users: Mapping[str, str] | None = None,
+                 tls: bool = True) -> None:
+        self.workdir = workdir
+        self.users = dict(users or {})
+        self.tls = tls
+        self.messages: list[Captured] = []
+        self.behaviour = UpstreamBehaviour()
+        self.connections = 0
+        self.cert = workdir / "upstream.crt"
+        self.key = workdir / "upstream.key"
+        self._lt = LoopThread()
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    def _authenticator(self, server: SMTP, session: Session, envelope: Envelope,
+                       mechanism: str, auth_data: Any) -> AuthResult:
+        ok = (isinstance(auth_data, LoginPassword)
+              and self.users.get(auth_data.login.decode()) == auth_data.password.decode())
+        return AuthResult(success=ok, handled=False)
+
+    def start(self) -> CapturingUpstream:
+        ctx = None
+        if self.tls:
+            make_self_signed("localhost", self.cert, self.key)
+            ctx = server_context(self.cert, self.key)
+        handler = _UpstreamHandler(self)
+
+        def factory() -> SMTP:
+            self.connections += 1
+            return SMTP(handler, hostname="upstream.test", tls_context=ctx,
+                        authenticator=self._authenticator if self.users else None,
+                        auth_required=bool(self.users), auth_require_tls=True,
+                        enable_SMTPUTF8=True)
+
+        async def _start() -> asyncio.Server:
+            return await asyncio.get_running_loop().create_server(factory, "127.0.0.1", 0)
+
+        self._server = self._lt.run(_start())
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            srv = self._server
+            self._server = None
+
+            async def _stop() -> None:
+                srv.close()
+
+            self._lt.run(_stop())
+        self._lt.close()
+
+    def configure(self, cfg: Config) -> Config:
+        """Point a config's [upstream] at this server (trusting its certificate)."""
+        cfg.upstream.host = "localhost"
+        cfg.upstream.port = self.port
+        cfg.upstream.tls = "starttls" if self.tls else "none"
+        cfg.upstream.ca_file = str(self.cert) if self.tls else ""
+        cfg.upstream.timeout = 5.0
+        return cfg
+
+
+def test_config(data_dir: Path, **sections: Mapping[str, Any]) -> Config:
+    """A config for tests: loopback, ephemeral ports, no auth delay."""
+    cfg = Config()
+    cfg.storage.data_dir = str(data_dir)
+    cfg.server.hostname = "vigie.test"
+    cfg.submission.listen = ["127.0.0.1:0"]
+    cfg.submission.listen_tls = ["127.0.0.1:0"]
+    cfg.auth.failure_delay = 0.0
+    for section, values in sections.items():
+        target = getattr(cfg, section)
+        for key, value in values.items():
+            setattr(target, key, value)
+    return cfg
+
+
+class GatewayThread:
+    """A real Gateway listening on loopback, driven from blocking test code."""
+
+    def __init__(self, cfg: Config, **kwargs: Any) -> None:
+        self.cfg = cfg
+        self._lt = LoopThread()
+        self.gateway = Gateway(cfg, **kwargs)
+
+    def start(self) -> GatewayThread:
+        self._lt.run(self.gateway.start())
+        return self
+
+    @property
+    def port(self) -> int:
+        return self.gateway.port("starttls")
+
+    @property
+    def tls_port(self) -> int:
+        return self.gateway.port("implicit-tls")
+
+    @property
+    def cafile(self) -> str:
+        assert self.gateway.cert_path is not None
+        return str(self.gateway.cert_path)
+
+    def stop(self) -> None:
+        self._lt.run(self.gateway.stop())
+        self._lt.close()
