@@ -182,7 +182,7 @@ class CapturingUpstream:
         return cfg
 
 
-def test_config(data_dir: Path, **sections: Mapping[str, Any]) -> Config:
+def config_for_tests(data_dir: Path, **sections: Mapping[str, Any]) -> Config:
     """A config for tests: loopback, ephemeral ports, no auth delay."""
     cfg = Config()
     cfg.storage.data_dir = str(data_dir)

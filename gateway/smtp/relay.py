@@ -111,6 +111,14 @@ class UpstreamSession:
             log.warning("upstream %s unreachable: %s", where, type(exc).__name__)
             raise HopUnavailable(unavailable(f"{where} ne répond pas",
                                              f"{where} does not answer")) from exc
+        try:
+            if not smtp.esmtp_extensions:  # aiosmtplib forgets them after STARTTLS
+                await smtp.ehlo()
+        except (*_TRANSIENT, aiosmtplib.SMTPException) as exc:
+            smtp.close()
+            log.warning("upstream %s: EHLO failed: %s", where, type(exc).__name__)
+            raise HopUnavailable(unavailable(f"{where} ne répond pas",
+                                             f"{where} does not answer")) from exc
         if username is not None and password is not None:
             try:
                 await smtp.login(username, password)

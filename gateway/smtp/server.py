@@ -32,6 +32,13 @@ class VigieSMTP(SMTP):
 
     background: set[asyncio.Task[None]]
 
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        # A source route (<@relay:user@domain>) is refused, not silently dropped.
+        if arg and arg.lstrip().startswith("<@"):
+            return None, None
+        result: tuple[str | None, str | None] = super()._getaddr(arg)
+        return result
+
     def connection_lost(self, error: Exception | None) -> None:
         super().connection_lost(error)
         if getattr(self, "vigie_state", None) is not None:

@@ -1,0 +1,78 @@
+"""Shared fixtures: a capturing upstream, gateways in threads, an authenticated client."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import smtplib
+import ssl
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.config import Config
+from gateway.testing import CapturingUpstream, GatewayThread, config_for_tests
+from gateway.users import UsersFile
+
+USER, PASSWORD = "camille", "secret-password-1"
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+
+
+def require_program(name: str) -> str:
+    """Path of a real program the test needs; skip with a reason (fail in CI)."""
+    path = shutil.which(name)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is required in CI (.ci/run installs it)")
+        pytest.skip(f"{name} is not installed (apt-get install {name}); CI installs it")
+    return path
+
+
+@pytest.fixture
+def upstream(tmp_path: Path) -> Iterator[CapturingUpstream]:
+    up = CapturingUpstream(tmp_path).start()
+    yield up
+    up.stop()
+
+
+@pytest.fixture
+def make_gateway(tmp_path: Path) -> Iterator[Callable[..., GatewayThread]]:
+    started: list[GatewayThread] = []
+
+    def factory(cfg: Config | None = None, *, user: bool = True, **kwargs: Any
+                ) -> GatewayThread:
+        cfg = cfg or config_for_tests(tmp_path / "data")
+        if user and cfg.auth_mode == "local":
+            users = UsersFile(cfg.users_file)
+            if USER not in users.load():
+                users.add(USER, PASSWORD)
+        gw = GatewayThread(cfg, **kwargs).start()
+        started.append(gw)
+        return gw
+
+    yield factory
+    for gw in started:
+        gw.stop()
+
+
+@pytest.fixture
+def relay_config(tmp_path: Path, upstream: CapturingUpstream) -> Config:
+    """Local auth, relaying to the capturing upstream over verified STARTTLS."""
+    cfg = upstream.configure(config_for_tests(tmp_path / "data"))
+    cfg.auth.mode = "local"
+    return cfg
+
+
+def client_context(gw: GatewayThread) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=gw.cafile)
+
+
+def connect(gw: GatewayThread, *, login: bool = True) -> smtplib.SMTP:
+    client = smtplib.SMTP("127.0.0.1", gw.port, timeout=15)
+    client.starttls(context=client_context(gw))
+    client.ehlo()
+    if login:
+        client.login(USER, PASSWORD)
+    return client

@@ -1,0 +1,359 @@
+"""Relaying through vigie over real loopback sockets: what the client and the upstream see."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import socket
+import time
+from collections.abc import Callable
+
+import pytest
+
+from gateway.config import Config
+from gateway.engine import Engine
+from gateway.model import Message
+from gateway.testing import CapturingUpstream, GatewayThread, make_message, config_for_tests
+from gateway.verdict import Finding
+from tests.conftest import PASSWORD, USER, client_context, connect
+
+MakeGW = Callable[..., GatewayThread]
+
+
+def strip_received(content: bytes) -> tuple[bytes, bytes]:
+    """Split off our Received field (the first header, with its continuation lines)."""
+    assert content.startswith(b"Received: ")
+    lines = content.split(b"\r\n")
+    n = 1
+    while lines[n].startswith((b"\t", b" ")):
+        n += 1
+    return b"\r\n".join(lines[:n]) + b"\r\n", b"\r\n".join(lines[n:])
+
+
+def wait_for(pred: Callable[[], bool], timeout: float = 5.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return pred()
+
+
+def test_relayed_message_is_byte_identical_but_for_our_received_line(
+        make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream) -> None:
+    gw = make_gateway(relay_config)
+    raw = make_message(body="Ligne 1\r\n.point en début de ligne\r\n..deux\r\n\r\nfin é\r\n")
+    with connect(gw) as c:
+        refused = c.sendmail("camille@cabinet-kine.fr", ["a@example.org", "b@example.net"], raw,
+                             mail_options=["BODY=8BITMIME"])
+    assert refused == {}
+    assert len(upstream.messages) == 1
+    got = upstream.messages[0]
+    received, rest = strip_received(got.content)
+    assert rest == raw
+    assert b"by vigie.test (vigie) with ESMTPSA" in received
+    assert b"a@example.org" not in received  # no recipient address in headers we add
+    assert got.mail_from == "camille@cabinet-kine.fr"
+    assert got.rcpt_tos == ["a@example.org", "b@example.net"]
+    assert "BODY=8BITMIME" in got.mail_options
+
+
+def test_client_hears_the_upstream_answer(make_gateway: MakeGW, relay_config: Config,
+                                          upstream: CapturingUpstream) -> None:
+    gw = make_gateway(relay_config)
+    with connect(gw) as c:
+        c.mail("camille@cabinet-kine.fr")
+        c.rcpt("a@example.org")
+        code, text = c.data(make_message())
+    assert code == 250
+    assert b"queued as UP1" in text
+
+
+def test_one_upstream_connection_serves_several_messages(
+        make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream) -> None:
+    gw = make_gateway(relay_config)
+    with connect(gw) as c:
+        for i in range(3):
+            c.sendmail("camille@cabinet-kine.fr", [f"p{i}@example.org"], make_message())
+    assert len(upstream.messages) == 3
+    assert upstream.connections == 1
+
+
+def test_per_recipient_refusals_reach_the_client(
+        make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream) -> None:
+    upstream.behaviour.rcpt_replies["nobody@example.org"] = "550 5.1.1 No such user here"
+    upstream.behaviour.rcpt_replies["later@example.org"] = "450 4.2.1 Mailbox busy"
+    gw = make_gateway(relay_config)
+    with connect(gw) as c:
+        refused = c.sendmail("camille@cabinet-kine.fr",
+                             ["ok@example.org", "nobody@example.org", "later@example.org"],
+                             make_message())
+    assert refused == {"nobody@example.org": (550, b"5.1.1 No such user here"),
+                       "later@example.org": (450, b"4.2.1 Mailbox busy")}
+    assert [m.rcpt_tos for m in upstream.messages] == [["ok@example.org"]]
+
+
+def test_all_recipients_refused_means_nothing_sent(
+        make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream) -> None:
+    upstream.behaviour.rcpt_replies["nobody@example.org"] = "550 5.1.1 No such user here"
+    gw = make_gateway(relay_config)
+    with connect(gw) as c, pytest.raises(smtplib.SMTPRecipientsRefused):
+        c.sendmail("camille@cabinet-kine.fr", ["nobody@example.org"], make_message())
+    assert upstream.messages == []
+
+
+@pytest.mark.parametrize(("upstream_reply", "client_code", "text"), [
+    ("451 4.3.0 Upstream busy, come back later", 451, b"Upstream busy"),
+    ("421 4.3.2 Upstream shutting down", 451, b"shutting down"),
+    ("550 5.7.1 Upstream refuses this content", 550, b"Upstream refuses this content"),
+    ("554 5.6.0 Upstream message rejected", 554, b"Upstream message rejected"),
+])
+def test_upstream_refusal_at_data(make_gateway: MakeGW, relay_config: Config,
+                                  upstream: CapturingUpstream, upstream_reply: str,
+                                  client_code: int, text: bytes) -> None:
+    upstream.behaviour.data_reply = upstream_reply
+    gw = make_gateway(relay_config)
+    with connect(gw) as c:
+        c.mail("camille@cabinet-kine.fr")
+        c.rcpt("a@example.org")
+        code, msg = c.data(make_message())
+    assert code == client_code
+    assert text in msg
+    assert upstream.messages == []
+
+
+def test_upstream_refusal_at_mail(make_gateway: MakeGW, relay_config: Config,
+                                  upstream: CapturingUpstream) -> None:
+    upstream.behaviour.mail_reply = "553 5.7.1 Sender not owned by user"
+    gw = make_gateway(relay_config)
+    with connect(gw) as c:
+        code, msg = c.mail("someone-else@example.com")
+    assert code == 553
+    assert b"Sender not owned" in msg
+
+
+def test_upstream_down_gives_4xx_and_the_client_keeps_its_mail(
+        make_gateway: MakeGW, relay_config: Config) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        free_port = s.getsockname()[1]
+    relay_config.upstream.port = free_port  # nothing listens there
+    gw = make_gateway(relay_config)
+    with connect(gw) as c:
+        code, msg = c.mail("camille@cabinet-kine.fr")
+    assert code == 451
+    assert "injoignable".encode() in msg and b"cannot be reached" in msg
+
+
+def test_upstream_slow_past_timeout_gives_4xx_and_no_duplicate(
+        make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream) -> None:
+    relay_config.upstream.timeout = 1.0
+    upstream.behaviour.data_delay = 3.0
+    gw = make_gateway(relay_config)
+    raw = make_message()
+    with connect(gw) as c:
+        c.mail("camille@cabinet-kine.fr")
+        c.rcpt("a@example.org")
+        code, msg = c.data(raw)
+        assert code == 451
+        assert b"nothing is lost" in msg
+        # The client retries on the same connection once upstream is fast again.
+        upstream.behaviour.data_delay = 0.0
+        assert c.sendmail("camille@cabinet-kine.fr", ["a@example.org"], raw) == {}
+    time.sleep(3.5)  # past the slow upstream's delay: it must not have delivered anything
+    assert len(upstream.messages) == 1
+
+
+def test_client_disconnecting_mid_data_loses_and_duplicates_nothing(
+        make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream) -> None:
+    gw = make_gateway(relay_config)
+    c = connect(gw)
+    c.mail("camille@cabinet-kine.fr")
+    c.rcpt("a@example.org")
+    c.putcmd("data")
+    assert c.getreply()[0] == 354
+    c.send(b"From: camille@cabinet-kine.fr\r\nSubject: half\r\n\r\nhalf a mess")
+    c.sock.close()  # type: ignore[union-attr]
+    time.sleep(0.5)
+    assert upstream.messages == []
+    # The gateway is unharmed and the next client gets through.
+    with connect(gw) as c2:
+        assert c2.sendmail("camille@cabinet-kine.fr", ["a@example.org"], make_message()) == {}
+    assert len(upstream.messages) == 1
+
+
+def test_upstream_certificate_is_verified_by_default(
+        make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream) -> None:
+    relay_config.upstream.ca_file = ""  # the upstream's self-signed cert is not trusted
+    gw = make_gateway(relay_config)
+    with connect(gw) as c:
+        code, msg = c.mail("camille@cabinet-kine.fr")
+    assert code == 451
+    assert upstream.messages == []
+
+
+def test_upstream_without_starttls_is_refused_when_tls_required(
+        tmp_path: object, make_gateway: MakeGW) -> None:
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    plain = CapturingUpstream(tmp_path / "plain", tls=False)
+    (tmp_path / "plain").mkdir()
+    plain.start()
+    try:
+        cfg = plain.configure(config_for_tests(tmp_path / "data"))
+        cfg.upstream.tls = "starttls"  # required, but this upstream does not offer it
+        cfg.auth.mode = "local"
+        gw = make_gateway(cfg)
+        with connect(gw) as c:
+            code, _ = c.mail("camille@cabinet-kine.fr")
+        assert code == 451
+        assert plain.messages == []
+    finally:
+        plain.stop()
+
+
+def test_crashing_check_gives_451(make_gateway: MakeGW, relay_config: Config,
+                                  upstream: CapturingUpstream) -> None:
+    class Boom:
+        name = "boom"
+        description = "always crashes"
+
+        async def run(self, message: Message) -> list[Finding]:
+            raise RuntimeError("secret patient text 1 85 05 78 006 084 36")
+
+    gw = make_gateway(relay_config, engine=Engine(relay_config, checks=[Boom()]))
+    with connect(gw) as c:
+        c.mail("camille@cabinet-kine.fr")
+        c.rcpt("a@example.org")
+        code, msg = c.data(make_message())
+    assert code == 451
+    assert b"secret" not in msg and b"85 05" not in msg
+    assert upstream.messages == []
+
+
+def test_check_timeout_gives_451(make_gateway: MakeGW, relay_config: Config,
+                                 upstream: CapturingUpstream) -> None:
+    import asyncio
+
+    class Slow:
+        name = "slow"
+        description = "never finishes in time"
+
+        async def run(self, message: Message) -> list[Finding]:
+            await asyncio.sleep(10)
+            return []
+
+    relay_config.limits.check_timeout = 0.3
+    gw = make_gateway(relay_config, engine=Engine(relay_config, checks=[Slow()]))
+    with connect(gw) as c:
+        c.mail("camille@cabinet-kine.fr")
+        c.rcpt("a@example.org")
+        code, _ = c.data(make_message())
+    assert code == 451
+    assert upstream.messages == []
+
+
+def test_hygiene_reject_is_explained_in_french_then_english(
+        make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream) -> None:
+    gw = make_gateway(relay_config)
+    raw = b"To: a@example.org\r\nSubject: sans expediteur\r\n\r\nbody\r\n"
+    with connect(gw) as c:
+        c.mail("camille@cabinet-kine.fr")
+        c.rcpt("a@example.org")
+        code, msg = c.data(raw)
+    assert code == 550
+    text = msg.decode("utf-8")
+    assert text.index("Message refusé") < text.index("Message refused")
+    assert "From" in text
+    assert upstream.messages == []
+
+
+def test_tag_adds_one_header_and_a_subject_prefix(
+        make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream) -> None:
+    relay_config.policy = {"symbols": {"HYG_NO_MESSAGE_ID": {"action": "tag"}}}
+    gw = make_gateway(relay_config)
+    raw = make_message(subject="Bilan", message_id=False)
+    with connect(gw) as c:
+        assert c.sendmail("camille@cabinet-kine.fr", ["a@example.org"], raw) == {}
+    _, rest = strip_received(upstream.messages[0].content)
+    first, _, after = rest.partition(b"\r\n")
+    assert first.startswith(b"X-Vigie-Verdict: tag; ")
+    assert b"HYG_NO_MESSAGE_ID" in first
+    assert after == raw.replace(b"Subject: Bilan", b"Subject: [vigie] Bilan")
+
+
+def test_hold_keeps_the_message_durably_and_answers_250(
+        make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream) -> None:
+    relay_config.policy = {"symbols": {"HYG_NO_MESSAGE_ID": {"action": "hold"}}}
+    gw = make_gateway(relay_config)
+    raw = make_message(message_id=False)
+    with connect(gw) as c:
+        c.mail("camille@cabinet-kine.fr", ["BODY=8BITMIME"])
+        c.rcpt("a@example.org")
+        code, msg = c.data(raw)
+    assert code == 250
+    assert "retenu".encode() in msg
+    assert upstream.messages == []
+    hold = relay_config.data_dir / "hold"
+    emls = list(hold.glob("*.eml"))
+    assert len(emls) == 1
+    assert emls[0].read_bytes() == raw
+    meta = json.loads(emls[0].with_suffix(".json").read_text())
+    assert meta["rcpt_tos"] == ["a@example.org"]
+    assert meta["symbols"] == ["HYG_NO_MESSAGE_ID"]
+    assert not list(hold.glob(".*.tmp"))
+
+
+def test_too_many_recipients(make_gateway: MakeGW, relay_config: Config) -> None:
+    relay_config.limits.recipients = 2
+    gw = make_gateway(relay_config)
+    with connect(gw) as c:
+        c.mail("camille@cabinet-kine.fr")
+        assert c.rcpt("a@example.org")[0] == 250
+        assert c.rcpt("b@example.org")[0] == 250
+        assert c.rcpt("c@example.org")[0] == 452
+
+
+def test_message_size_limit(make_gateway: MakeGW, relay_config: Config,
+                            upstream: CapturingUpstream) -> None:
+    relay_config.limits.message_size = 10_000
+    gw = make_gateway(relay_config)
+    with connect(gw) as c:
+        assert c.has_extn("size") and c.esmtp_features["size"] == "10000"
+        c.mail("camille@cabinet-kine.fr")
+        c.rcpt("a@example.org")
+        code, _ = c.data(make_message(body=("x" * 70 + "\r\n") * 300))
+    assert code == 552
+    assert upstream.messages == []
+
+
+def test_implicit_tls_port(make_gateway: MakeGW, relay_config: Config,
+                           upstream: CapturingUpstream) -> None:
+    gw = make_gateway(relay_config)
+    with smtplib.SMTP_SSL("127.0.0.1", gw.tls_port, context=client_context(gw),
+                          timeout=15) as c:
+        c.ehlo()
+        assert "PLAIN" in c.esmtp_features["auth"] and "LOGIN" in c.esmtp_features["auth"]
+        assert not c.has_extn("starttls")
+        c.login(USER, PASSWORD)
+        assert c.sendmail("camille@cabinet-kine.fr", ["a@example.org"], make_message()) == {}
+    assert len(upstream.messages) == 1
+    assert b"with ESMTPSA" in upstream.messages[0].content
+
+
+def test_embedded_default_delivers_into_the_local_maildir(
+        make_gateway: MakeGW, tmp_path: object) -> None:
+    from pathlib import Path
+
+    assert isinstance(tmp_path, Path)
+    cfg = config_for_tests(tmp_path / "data")
+    gw = make_gateway(cfg)
+    raw = make_message()
+    with connect(gw) as c:
+        assert c.sendmail("camille@cabinet-kine.fr", ["patient@gmail.com"], raw) == {}
+    files = list((cfg.data_dir / "maildir" / "new").iterdir())
+    assert len(files) == 1
+    _, rest = strip_received(files[0].read_bytes())
+    assert rest == raw
+    assert list((cfg.data_dir / "maildir" / "tmp").iterdir()) == []
