@@ -48,7 +48,8 @@ class ConfigError(Exception):
             where_en.append(self.key)
         loc_en = " — ".join(where_en)
         fr = f"configuration invalide : {loc} : {self.fr}" if loc else f"configuration : {self.fr}"
-        en = f"invalid configuration: {loc_en}: {self.en}" if loc_en else f"configuration: {self.en}"
+        en = (f"invalid configuration: {loc_en}: {self.en}" if loc_en
+              else f"configuration: {self.en}")
         return f"{fr}\n{en}"
 
 
@@ -378,7 +379,7 @@ def _validate(cfg: Config, *, file: str | None, text: str) -> None:
              "auth mode \"upstream\" forwards passwords: TLS is required "
              "(\"starttls\" or \"implicit\")")
     if bool(cfg.tls.cert_file) != bool(cfg.tls.key_file):
-        fail("tls", "cert_file" if not cfg.tls.cert_file else "key_file",
+        fail("tls", "cert_file" if cfg.tls.cert_file else "key_file",
              "cert_file et key_file vont ensemble", "cert_file and key_file go together")
     for key in ("cert_file", "key_file"):
         value = getattr(cfg.tls, key)
@@ -454,4 +455,8 @@ def load(path: str | os.PathLike[str] | None = None, *, environ: dict[str, str] 
     if env_data:
         _apply(cfg, env_data, file="environnement/environment (VIGIE_*)", text="", env=True)
     _validate(cfg, file=file, text=text)
+    if not cfg.storage.data_dir:
+        xdg = environ.get("XDG_DATA_HOME") or str(Path(environ.get("HOME") or Path.home())
+                                                 / ".local" / "share")
+        cfg.storage.data_dir = str(Path(xdg) / "vigie")
     return cfg

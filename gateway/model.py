@@ -99,7 +99,7 @@ _SUBJECT_LINE = re.compile(rb"^subject[ \t]*:[ \t]*", re.IGNORECASE)
 
 def prepend_header(raw: bytes, name: str, value: str) -> bytes:
     """Add one header field on top, leaving every original byte as it was."""
-    return f"{name}: {value}\r\n".encode("utf-8") + raw
+    return f"{name}: {value}\r\n".encode() + raw
 
 
 def encode_word(text: str) -> str:

@@ -6,6 +6,7 @@ Scores and actions come from ``rules/policy.toml`` and the config's
 
 from __future__ import annotations
 
+import re
 import tomllib
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -16,7 +17,7 @@ from typing import Any
 
 from gateway.config import ACTIONS, Config, ConfigError
 from gateway.model import Direction
-from gateway.verdict import Finding, Outcome, Reason
+from gateway.verdict import Finding, Outcome
 
 SEVERITY = {"deliver": 0, "tag": 1, "tempfail": 2, "hold": 3, "reject": 4}
 
@@ -58,7 +59,8 @@ class Reply:
 
 def to_ascii(text: str) -> str:
     """Fold French typography to ASCII for clients that cannot show UTF-8 replies."""
-    table = {"«": '"', "»": '"', "’": "'", "—": "-", "–": "-", "•": "*", "œ": "oe",
+    text = re.sub(r"«\s*", '"', re.sub(r"\s*»", '"', text))
+    table = { "’": "'", "—": "-", "–": "-", "•": "*", "œ": "oe",
              "Œ": "OE", "\u00a0": " ", "\u202f": " ", "…": "..."}
     text = "".join(table.get(ch, ch) for ch in text)
     folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")

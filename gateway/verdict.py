@@ -10,7 +10,7 @@ from typing import Any
 class Outcome(enum.StrEnum):
     """What a check concluded about one aspect of a message (rspamd-like)."""
 
-    PASS = "PASS"
+    PASS = "PASS"  # noqa: S105 - an outcome, not a password
     FAIL = "FAIL"
     SOFTFAIL = "SOFTFAIL"
     NONE = "NONE"

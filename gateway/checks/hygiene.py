@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from gateway.detect import hygiene
 from gateway.model import Message
@@ -22,12 +23,9 @@ class HygieneCheck:
 
     async def run(self, message: Message) -> list[Finding]:
         env = message.envelope
-        args = (message.raw,)
-        kwargs = {"declared_8bitmime": env.declared_8bitmime, "smtputf8": env.smtputf8,
-                  "max_header_size": self.max_header_size}
-        if message.size > _THREAD_THRESHOLD:
-            hits = await asyncio.to_thread(hygiene.inspect, *args, **kwargs)
-        else:
-            hits = hygiene.inspect(*args, **kwargs)
+        run = functools.partial(hygiene.inspect, message.raw,
+                                declared_8bitmime=env.declared_8bitmime, smtputf8=env.smtputf8,
+                                max_header_size=self.max_header_size)
+        hits = await asyncio.to_thread(run) if message.size > _THREAD_THRESHOLD else run()
         return [Finding(self.name, h.symbol, Outcome.HIT, (h.reason,), h.evidence)
                 for h in hits]

@@ -51,7 +51,7 @@ def _state(server: SMTP) -> ConnState:
     state = getattr(server, "vigie_state", None)
     if state is None:
         state = ConnState()
-        server.vigie_state = state
+        setattr(server, "vigie_state", state)  # noqa: B010 - aiosmtpd's class is not ours
     assert isinstance(state, ConnState)
     return state
 
@@ -144,7 +144,7 @@ class SubmissionHandler:
                 state.credentials = (login, password)
         if ok:
             session.authenticated = True
-            session.auth_data = login
+            setattr(session, "auth_data", login)  # noqa: B010 - typed None upstream
             log.info("AUTH ok (%s mode)", self.cfg.auth_mode)
             return "235 2.7.0 Authentification réussie / Authentication successful"
         state.auth_failures += 1

@@ -89,7 +89,7 @@ class UpstreamSession:
                 tls_ctx.verify_mode = ssl.CERT_NONE
         smtp = aiosmtplib.SMTP(
             hostname=up.host, port=cfg.upstream_port, timeout=up.timeout,
-            use_tls=up.tls == "implicit", start_tls=True if up.tls == "starttls" else False,
+            use_tls=up.tls == "implicit", start_tls=up.tls == "starttls",
             tls_context=tls_ctx, local_hostname=up.helo or cfg.hostname,
         )
         where = f"{up.host}:{cfg.upstream_port}"
@@ -140,7 +140,7 @@ class UpstreamSession:
         keep = []
         for opt in options:
             name = opt.split("=", 1)[0].upper()
-            if name == "BODY" and self.smtp.supports_extension("8bitmime") or (
+            if (name == "BODY" and self.smtp.supports_extension("8bitmime")) or (
                     name == "SMTPUTF8" and self.smtp.supports_extension("smtputf8")) or (
                     name == "SIZE" and self.smtp.supports_extension("size")):
                 keep.append(opt)

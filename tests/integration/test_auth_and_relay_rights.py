@@ -6,7 +6,7 @@ import base64
 import smtplib
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -152,11 +152,11 @@ def test_auth_login_mechanism(make_gateway: MakeGW, relay_config: Config,
 # --- upstream auth mode ---------------------------------------------------
 
 @pytest.fixture
-def auth_upstream(tmp_path: Path) -> CapturingUpstream:
+def auth_upstream(tmp_path: Path) -> Iterator[CapturingUpstream]:
     (tmp_path / "auth-up").mkdir()
     up = CapturingUpstream(tmp_path / "auth-up",
                            users={"camille@orange.fr": "orange-password-9"}).start()
-    yield up  # type: ignore[misc]
+    yield up
     up.stop()
 
 

@@ -132,7 +132,7 @@ data_dir = "{tmp_path / 'data'}"
             stdin=PASSWORD + "\n")
     assert r.returncode == 0, r.stderr
     assert run("user", "list", "--config", str(cfg_file)).stdout.strip() == USER
-    proc, port, tls_port = served(cfg_file)
+    proc, _port, tls_port = served(cfg_file)
     ctx = ssl.create_default_context(cafile=str(tmp_path / "data" / "tls" / "selfsigned.crt"))
     with smtplib.SMTP_SSL("127.0.0.1", tls_port, context=ctx, timeout=15) as c:
         c.login(USER, PASSWORD)

@@ -1,0 +1,99 @@
+"""Local users (scrypt, 0600, atomic) and the durable folders."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from gateway.quarantine.folder import HoldFolder, Maildir, durable_write_file
+from gateway.users import UserError, UsersFile, hash_password, verify_password
+
+
+def test_hash_and_verify() -> None:
+    h = hash_password("correct horse battery", ln=10)
+    assert h.startswith("$scrypt$ln=10,")
+    assert verify_password("correct horse battery", h)
+    assert not verify_password("wrong", h)
+    assert hash_password("correct horse battery", ln=10) != h  # salted
+    assert not verify_password("x", "garbage")
+    assert not verify_password("x", "$bcrypt$a$b$c")
+
+
+def test_users_file_roundtrip(tmp_path: Path) -> None:
+    uf = UsersFile(tmp_path / "d" / "users")
+    uf.add("camille", "long-enough-pw")
+    uf.add("admin@cabinet.fr", "long-enough-pw2", admin=True)
+    assert (tmp_path / "d" / "users").stat().st_mode & 0o777 == 0o600
+    users = uf.load()
+    assert set(users) == {"camille", "admin@cabinet.fr"}
+    assert users["admin@cabinet.fr"].admin and not users["camille"].admin
+    assert uf.verify("camille", "long-enough-pw") is not None
+    assert uf.verify("camille", "nope") is None
+    assert uf.verify("ghost", "long-enough-pw") is None
+    assert "long-enough-pw" not in (tmp_path / "d" / "users").read_text()
+    with pytest.raises(UserError, match="existe déjà"):
+        uf.add("camille", "another-password")
+    uf.add("camille", "another-password", replace=True)
+    assert uf.verify("camille", "another-password") is not None
+    uf.delete("camille")
+    assert set(uf.load()) == {"admin@cabinet.fr"}
+
+
+@pytest.mark.parametrize(("name", "pw", "msg"), [
+    ("bad name", "long-enough-pw", "invalide"),
+    ("camille:x", "long-enough-pw", "invalide"),
+    ("camille", "short", "trop court"),
+])
+def test_users_bad_input(tmp_path: Path, name: str, pw: str, msg: str) -> None:
+    with pytest.raises(UserError, match=msg):
+        UsersFile(tmp_path / "users").add(name, pw)
+
+
+def test_corrupt_users_file_is_named_with_line(tmp_path: Path) -> None:
+    p = tmp_path / "users"
+    p.write_text("# comment\ncamille:$scrypt$x\nthis line is broken\n")
+    with pytest.raises(UserError) as err:
+        UsersFile(p).load()
+    assert "ligne 3" in str(err.value) and str(p) in str(err.value)
+
+
+def test_durable_write_replaces_atomically(tmp_path: Path) -> None:
+    p = tmp_path / "f"
+    durable_write_file(p, b"one")
+    durable_write_file(p, b"two")
+    assert p.read_bytes() == b"two"
+    assert os.listdir(tmp_path) == ["f"]
+
+
+def test_durable_write_crash_before_rename_leaves_the_old_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    p = tmp_path / "f"
+    durable_write_file(p, b"old")
+
+    def crash(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError):
+        durable_write_file(p, b"new")
+    assert p.read_bytes() == b"old"
+    assert os.listdir(tmp_path) == ["f"]  # no temp file left behind
+
+
+def test_maildir_delivery(tmp_path: Path) -> None:
+    md = Maildir(tmp_path / "maildir")
+    name = md.deliver(b"Subject: x\r\n\r\nhi\r\n")
+    assert (tmp_path / "maildir" / "new" / name).read_bytes() == b"Subject: x\r\n\r\nhi\r\n"
+    assert list((tmp_path / "maildir" / "tmp").iterdir()) == []
+    assert md.deliver(b"a") != md.deliver(b"a")
+
+
+def test_hold_folder(tmp_path: Path) -> None:
+    hf = HoldFolder(tmp_path / "hold")
+    hf.hold("Q1", b"raw", {"queue_id": "Q1", "symbols": ["A"]})
+    assert hf.list_ids() == ["Q1"]
+    assert json.loads((tmp_path / "hold" / "Q1.json").read_text())["symbols"] == ["A"]
+    assert (tmp_path / "hold" / "Q1.eml").stat().st_mode & 0o777 == 0o600
