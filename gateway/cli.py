@@ -66,7 +66,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
           f" et {', '.join(cfg.submission.listen_tls)} (TLS), relais vers {where}, "
           f"données dans {cfg.data_dir}\n"
           f"vigie {__version__}: submission on {', '.join(cfg.submission.listen)} (STARTTLS) "
-          f"and {', '.join(cfg.submission.listen_tls)} (TLS); Ctrl-C to stop", file=sys.stderr)
+          f"and {', '.join(cfg.submission.listen_tls)} (TLS)"
+          + ("; Ctrl-C pour arrêter / to stop" if sys.stderr.isatty() else ""), file=sys.stderr)
     from gateway.smtp.server import serve_forever
 
     try:
@@ -214,9 +215,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 # --- parser -----------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
+    # --config is accepted before or after the sub-command; SUPPRESS keeps a
+    # sub-parser from resetting a value given earlier on the line.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", "-c", metavar="FILE",
-                        default=os.environ.get("VIGIE_CONFIG") or None,
+    common.add_argument("--config", "-c", metavar="FILE", default=argparse.SUPPRESS,
                         help="fichier de configuration TOML / TOML config file")
     p = argparse.ArgumentParser(prog="vigie", parents=[common], description=(
         "vigie — passerelle de sécurité mail pour cabinets de santé / mail security gateway "
@@ -267,6 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if not hasattr(args, "config"):
+        args.config = os.environ.get("VIGIE_CONFIG") or None
     try:
         result: int = args.func(args)
         return result

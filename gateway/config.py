@@ -388,6 +388,11 @@ def _validate(cfg: Config, *, file: str | None, text: str) -> None:
     if cfg.upstream.ca_file and not Path(cfg.upstream.ca_file).expanduser().is_file():
         fail("upstream", "ca_file", f"fichier introuvable : {cfg.upstream.ca_file}",
              f"file not found: {cfg.upstream.ca_file}")
+    if cfg.upstream.password_file:
+        pw = Path(cfg.upstream.password_file).expanduser()
+        if not pw.is_file() or not os.access(pw, os.R_OK):
+            fail("upstream", "password_file", f"fichier introuvable ou illisible : {pw}",
+                 f"file not found or unreadable: {pw}")
     if cfg.upstream.password and cfg.upstream.password_file:
         fail("upstream", "password", "password et password_file s'excluent",
              "password and password_file are mutually exclusive")

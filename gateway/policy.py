@@ -6,6 +6,7 @@ Scores and actions come from ``rules/policy.toml`` and the config's
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 import unicodedata
@@ -55,6 +56,16 @@ class Reply:
     @property
     def text(self) -> str:
         return "\n".join(self.lines)
+
+
+def temporary_reply(status: str, fr: str, en: str, code: int = 451) -> Reply:
+    """A 4xx reply: what happened, and that the message is still with the sender."""
+    return Reply(code, status, (
+        f"{fr} Le message n'est pas perdu : il reste dans votre logiciel de messagerie, "
+        "qui le renverra ou que vous pourrez renvoyer dans quelques minutes.",
+        f"{en} Nothing is lost: the message stays in your mail program; it will be retried, "
+        "or send it again in a few minutes.",
+    ))
 
 
 def to_ascii(text: str) -> str:
@@ -116,6 +127,14 @@ class Policy:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"syntaxe TOML incorrecte ({exc})", f"TOML syntax error ({exc})",
                               file=str(path)) from None
+        known = set(dict(data.get("symbols", {})))
+        for name in dict(cfg.policy.get("symbols", {})):
+            if name not in known:
+                close = difflib.get_close_matches(name, sorted(known), n=1)
+                hint_fr = f" (vouliez-vous dire {close[0]} ?)" if close else ""
+                hint_en = f" (did you mean {close[0]}?)" if close else ""
+                raise ConfigError(f"symbole inconnu{hint_fr}", f"unknown symbol{hint_en}",
+                                  file=cfg.source, key=f"[policy.symbols.{name}]")
         merged = _merge(data, cfg.policy)
         return cls.from_data(merged, file=str(path), override_file=cfg.source)
 
@@ -126,6 +145,10 @@ class Policy:
             return ConfigError(fr, en, file=f"{file}" + (f" (+ {override_file})"
                                                         if override_file else ""), key=key)
 
+        for section in data:
+            if section not in ("thresholds", "outcomes", "symbols", "tag"):
+                raise err(f"[{section}]", "section inconnue (thresholds, outcomes, symbols, tag)",
+                          "unknown section (thresholds, outcomes, symbols, tag)")
         thresholds: dict[str, float] = {}
         for name, value in dict(data.get("thresholds", {})).items():
             if name not in ("tag", "hold", "reject"):
@@ -220,12 +243,9 @@ class Policy:
             ))
         if decision.action == "tempfail":
             why = [f.symbol for f in hits if f.outcome in (Outcome.ERROR, Outcome.TEMPERROR)]
-            return Reply(451, "4.3.0", (
-                "Vérification temporairement impossible : votre logiciel réessaiera "
-                "automatiquement, le message n'est pas perdu.",
-                "Temporarily unable to check this message: your mail program will retry, "
-                "nothing is lost." + (f" ({', '.join(_unique(why))})" if why else ""),
-            ))
+            detail = f" ({', '.join(_unique(why))})" if why else ""
+            return temporary_reply("4.3.0", f"Vérification temporairement impossible{detail}.",
+                                   f"Temporarily unable to check this message{detail}.")
         if decision.action == "hold":
             return Reply(250, "2.0.0", (
                 f"Message reçu et retenu pour vérification par vigie (id {queue_id}).",

@@ -9,13 +9,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.quarantine.folder import durable_write_file
+from gateway.quarantine.folder import durable_write_file, ensure_private_dir
 
 NAME_RE = re.compile(r"^[A-Za-z0-9._@+-]{1,128}$")
 _LN, _R, _P = 15, 8, 1
@@ -93,6 +92,7 @@ class UsersFile:
         for u in sorted(users.values(), key=lambda u: u.name):
             lines.append(f"{u.name}:{u.hash}" + (f":{','.join(sorted(u.flags))}" if u.flags
                                                   else ""))
+        ensure_private_dir(self.path.parent)
         durable_write_file(self.path, ("\n".join(lines) + "\n").encode("utf-8"), mode=0o600)
 
     def add(self, name: str, password: str, *, admin: bool = False, replace: bool = False
@@ -130,8 +130,3 @@ class UsersFile:
 
 def random_password() -> str:
     return secrets.token_urlsafe(12)
-
-
-def ensure_parent(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path.parent, 0o700)

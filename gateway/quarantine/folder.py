@@ -22,6 +22,13 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def ensure_private_dir(path: Path) -> Path:
+    """Create ``path`` (and parents) and make the folder itself 0700."""
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
 def durable_write_file(path: Path, data: bytes, *, mode: int = 0o600) -> None:
     """Replace ``path`` atomically with ``data``; survives a crash at any step."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ from gateway.engine import Engine
 from gateway.logs import message_line
 from gateway.model import Direction, Message, domain_of, prepend_header
 from gateway.model import Envelope as MsgEnvelope
-from gateway.policy import Reply
+from gateway.policy import Reply, temporary_reply
 from gateway.quarantine.folder import HoldFolder
 from gateway.smtp.relay import HopAuthRefused, HopSession, HopUnavailable
 from gateway.users import UsersFile
@@ -163,8 +163,8 @@ class SubmissionHandler:
     async def handle_exception(self, error: Exception) -> str:
         # The text of an exception may quote the message: log its type only.
         log.error("SMTP session error: %s", type(error).__name__)
-        return ("451 4.3.0 Erreur interne temporaire, réessayez plus tard / Internal error, "
-                "please try again later")
+        return reply_str(temporary_reply("4.3.0", "Erreur interne temporaire de vigie.",
+                                         "Temporary internal error in vigie."), self.cfg)
 
     # --- envelope -----------------------------------------------------
     async def _hop(self, state: ConnState) -> HopSession:
@@ -290,10 +290,8 @@ class SubmissionHandler:
             await asyncio.to_thread(self.hold_folder.hold, env.queue_id, message.raw, meta)
         except OSError as exc:
             log.error("hold folder: cannot write %s: %s", env.queue_id, exc.strerror)
-            return Reply(451, "4.3.0", (
-                "Mise en attente impossible (disque plein ?) : votre logiciel réessaiera.",
-                "Cannot hold the message now (disk full?): your mail program will retry.",
-            ))
+            return temporary_reply("4.3.0", "Mise en attente impossible (disque plein ?).",
+                                   "Cannot hold the message now (disk full?).")
         return Reply(250, "2.0.0", (
             f"Message reçu et retenu pour vérification par vigie (id {env.queue_id}).",
             f"Message accepted and held for review by vigie (id {env.queue_id}).",

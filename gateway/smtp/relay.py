@@ -17,7 +17,7 @@ from typing import Protocol
 import aiosmtplib
 
 from gateway.config import Config
-from gateway.policy import Reply
+from gateway.policy import Reply, temporary_reply
 from gateway.quarantine.folder import Maildir
 
 log = logging.getLogger("vigie.relay")
@@ -44,12 +44,9 @@ class HopAuthRefused(Exception):
 
 
 def unavailable(detail_fr: str, detail_en: str) -> Reply:
-    return Reply(451, "4.4.1", (
-        f"Le serveur d'envoi du cabinet est injoignable ({detail_fr}) : votre logiciel "
-        "réessaiera, le message n'est pas perdu.",
-        f"The practice's outgoing server cannot be reached ({detail_en}): your mail program "
-        "will retry, nothing is lost.",
-    ))
+    return temporary_reply("4.4.1",
+                           f"Le serveur d'envoi du cabinet est injoignable ({detail_fr}).",
+                           f"The practice's outgoing server cannot be reached ({detail_en}).")
 
 
 def from_response(code: int, message: str) -> Reply:
@@ -179,12 +176,9 @@ class UpstreamSession:
         log.warning("upstream %s: connection lost or timed out (%s)", self.cfg.upstream.host,
                     type(exc).__name__)
         self.smtp.close()
-        return Reply(451, "4.4.2", (
-            "La connexion au serveur d'envoi du cabinet a été interrompue : votre logiciel "
-            "réessaiera, le message n'est pas perdu.",
-            "The connection to the practice's outgoing server was lost or timed out: your mail "
-            "program will retry, nothing is lost.",
-        ))
+        return temporary_reply(
+            "4.4.2", "La connexion au serveur d'envoi du cabinet a été interrompue.",
+            "The connection to the practice's outgoing server was lost or timed out.")
 
     async def rset(self) -> None:
         if not self.smtp.is_connected:
@@ -227,12 +221,9 @@ class MaildirSession:
             name = await asyncio.to_thread(self.maildir.deliver, content)
         except OSError as exc:
             log.error("local Maildir %s: cannot write: %s", self.maildir.root, exc.strerror)
-            return Reply(451, "4.3.0", (
-                "Écriture impossible dans la boîte locale (disque plein ?) : votre logiciel "
-                "réessaiera, le message n'est pas perdu.",
-                "Cannot write to the local mailbox (disk full?): your mail program will retry, "
-                "nothing is lost.",
-            ))
+            return temporary_reply("4.3.0",
+                                   "Écriture impossible dans la boîte locale (disque plein ?).",
+                                   "Cannot write to the local mailbox (disk full?).")
         return Reply(250, "2.0.0", (f"OK : remis dans la boîte locale / delivered locally "
                                     f"({name.split('.')[1]})",))
 

@@ -16,11 +16,17 @@ from typing import Any
 from aiosmtpd.smtp import SMTP
 
 from gateway import __version__
-from gateway.config import Config, parse_listen
+from gateway.config import Config, ConfigError, parse_listen
 from gateway.engine import Engine
-from gateway.quarantine.folder import HoldFolder
+from gateway.quarantine.folder import HoldFolder, ensure_private_dir
 from gateway.smtp.handler import SubmissionHandler, close_connection
-from gateway.smtp.relay import HopSession, MaildirSession, UpstreamSession
+from gateway.smtp.relay import (
+    HopSession,
+    HopUnavailable,
+    MaildirSession,
+    UpstreamSession,
+    unavailable,
+)
 from gateway.smtp.tls import certificate_paths, server_context
 from gateway.users import UsersFile
 
@@ -71,7 +77,12 @@ class Gateway:
             return MaildirSession(self.maildir, cfg.limits.recipients)
         if login is None:
             login = cfg.upstream.username or None
-            password = cfg.upstream_password() or None if login else None
+            try:
+                password = cfg.upstream_password() or None if login else None
+            except ConfigError as exc:
+                log.error("%s", exc)
+                raise HopUnavailable(unavailable("mot de passe du compte d'envoi illisible",
+                                                 "upstream password file unreadable")) from exc
         return await UpstreamSession.open(cfg, login, password)
 
     def _protocol(self, *, implicit_tls: bool) -> VigieSMTP:
@@ -101,7 +112,7 @@ class Gateway:
             log.warning("no TLS certificate configured: generated a self-signed one in %s "
                         "(certificat auto-signé créé)", cert.parent)
         self._tls = server_context(cert, key)
-        self.cfg.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        ensure_private_dir(self.cfg.data_dir)
         if not self.cfg.upstream.host:
             MaildirSession(self.maildir, 1).maildir.ensure()
         loop = asyncio.get_running_loop()

@@ -11,15 +11,16 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from gateway.config import Config
-from gateway.quarantine.folder import durable_write_file
+from gateway.config import Config, parse_listen
+from gateway.quarantine.folder import durable_write_file, ensure_private_dir
 
 log = logging.getLogger("vigie.tls")
 
 
-def make_self_signed(hostname: str, cert_path: Path, key_path: Path) -> None:
+def make_self_signed(hostname: str, cert_path: Path, key_path: Path,
+                     extra_ips: tuple[str, ...] = ()) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostname[:64] or "vigie"),
                       x509.NameAttribute(NameOID.ORGANIZATION_NAME, "vigie (auto-signé)")])
@@ -27,6 +28,10 @@ def make_self_signed(hostname: str, cert_path: Path, key_path: Path) -> None:
     sans: list[x509.GeneralName] = [x509.DNSName(hostname), x509.DNSName("localhost"),
                                     x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
                                     x509.IPAddress(ipaddress.ip_address("::1"))]
+    for ip in extra_ips:
+        addr = ipaddress.ip_address(ip)
+        if not addr.is_loopback and not addr.is_unspecified:
+            sans.append(x509.IPAddress(addr))
     cert = (
         x509.CertificateBuilder()
         .subject_name(name).issuer_name(name).public_key(key.public_key())
@@ -34,7 +39,13 @@ def make_self_signed(hostname: str, cert_path: Path, key_path: Path) -> None:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=825))
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.KeyUsage(digital_signature=True, key_encipherment=False,
+                                     content_commitment=False, data_encipherment=False,
+                                     key_agreement=False, key_cert_sign=False, crl_sign=False,
+                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
+                       critical=False)
         .sign(key, hashes.SHA256())
     )
     durable_write_file(key_path, key.private_bytes(
@@ -51,8 +62,17 @@ def certificate_paths(cfg: Config) -> tuple[Path, Path, bool]:
     cert, key = folder / "selfsigned.crt", folder / "selfsigned.key"
     if cert.is_file() and key.is_file():
         return cert, key, False
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    make_self_signed(cfg.hostname, cert, key)
+    ensure_private_dir(cfg.data_dir)
+    ensure_private_dir(folder)
+    ips = []
+    for item in (*cfg.submission.listen, *cfg.submission.listen_tls):
+        host = parse_listen(item)[0]
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            continue
+        ips.append(host)
+    make_self_signed(cfg.hostname, cert, key, tuple(dict.fromkeys(ips)))
     return cert, key, True
 
 

@@ -289,3 +289,23 @@ def test_swaks_implicit_tls_and_auth_login(
               "--from", "camille@cabinet-kine.fr", "--to", "a@example.org")
     assert r.returncode == 0, r.stdout + r.stderr
     assert len(upstream.messages) == 1
+
+
+def test_config_option_before_or_after_the_subcommand(tmp_path: Path) -> None:
+    cfg = tmp_path / "vigie.toml"
+    cfg.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n')
+    env = {"XDG_DATA_HOME": str(tmp_path / "xdg")}
+    for args in (["--config", str(cfg), "user", "add", "a1", "--generate"],
+                 ["user", "--config", str(cfg), "add", "a2", "--generate"],
+                 ["user", "add", "a3", "--generate", "--config", str(cfg)]):
+        assert run(*args, env=env).returncode == 0
+    assert run("user", "list", "-c", str(cfg), env=env).stdout.split() == ["a1", "a2", "a3"]
+    assert not (tmp_path / "xdg").exists()
+    assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
+
+
+def test_config_check_catches_an_unreadable_password_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[upstream]\nhost = "x"\nusername = "u"\npassword_file = "/nope/pw"\n')
+    r = run("config", "check", str(bad))
+    assert r.returncode == 2 and "[upstream] password_file" in r.stderr and "ligne 4" in r.stderr

@@ -156,7 +156,7 @@ def test_upstream_slow_past_timeout_gives_4xx_and_no_duplicate(
         c.rcpt("a@example.org")
         code, msg = c.data(raw)
         assert code == 451
-        assert b"nothing is lost" in msg
+        assert b"Nothing is lost" in msg
         # The client retries on the same connection once upstream is fast again.
         upstream.behaviour.data_delay = 0.0
         assert c.sendmail("camille@cabinet-kine.fr", ["a@example.org"], raw) == {}

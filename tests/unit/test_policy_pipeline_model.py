@@ -65,7 +65,7 @@ def test_reject_reply_is_french_then_english_and_multiline() -> None:
 def test_tempfail_reply() -> None:
     d = POLICY.decide([f("CRASH", Outcome.ERROR)], Direction.OUTBOUND)
     assert d.reply is not None and d.reply.code == 451
-    assert "réessaiera" in d.reply.text and "CRASH" in d.reply.text
+    assert "pas perdu" in d.reply.text and "CRASH" in d.reply.text
 
 
 def test_ascii_replies() -> None:
@@ -192,3 +192,16 @@ def test_prefix_subject_non_ascii_is_encoded() -> None:
 ])
 def test_split_header_body(raw: bytes, head: bytes, body: bytes) -> None:
     assert split_header_body(raw) == (head, body)
+
+
+@pytest.mark.parametrize(("override", "key", "hint"), [
+    ({"symbols": {"HYG_NO_DAT": {"score": 1}}}, "[policy.symbols.HYG_NO_DAT]", "HYG_NO_DATE"),
+    ({"threshold": {"tag": 1}}, "[threshold]", "section inconnue"),
+])
+def test_config_policy_typos_are_caught(override: dict[str, object], key: str,
+                                        hint: str) -> None:
+    cfg = Config()
+    cfg.policy = override
+    with pytest.raises(ConfigError) as err:
+        Policy.load(cfg)
+    assert key in str(err.value) and hint in str(err.value)

@@ -97,3 +97,28 @@ def test_hold_folder(tmp_path: Path) -> None:
     assert hf.list_ids() == ["Q1"]
     assert json.loads((tmp_path / "hold" / "Q1.json").read_text())["symbols"] == ["A"]
     assert (tmp_path / "hold" / "Q1.eml").stat().st_mode & 0o777 == 0o600
+
+
+def test_self_signed_certificate_is_a_server_certificate(tmp_path: Path) -> None:
+    from cryptography import x509
+    from cryptography.x509.oid import ExtendedKeyUsageOID
+
+    from gateway.config import Config
+    from gateway.smtp.tls import certificate_paths
+
+    cfg = Config()
+    cfg.storage.data_dir = str(tmp_path / "data")
+    cfg.server.hostname = "vigie.cabinet.test"
+    cfg.submission.listen = ["192.168.1.20:587", "0.0.0.0:2587"]
+    cert_path, key_path, created = certificate_paths(cfg)
+    assert created and certificate_paths(cfg)[2] is False  # made once
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca is False
+    eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert ExtendedKeyUsageOID.SERVER_AUTH in eku
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "vigie.cabinet.test" in san.get_values_for_type(x509.DNSName)
+    ips = {str(ip) for ip in san.get_values_for_type(x509.IPAddress)}
+    assert {"192.168.1.20", "127.0.0.1"} <= ips and "0.0.0.0" not in ips
+    assert key_path.stat().st_mode & 0o777 == 0o600
+    assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
