@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import getpass
 import json
 import logging
 import os
+import shutil
+import ssl
 import sys
 from email.utils import getaddresses
 from pathlib import Path
@@ -40,6 +43,17 @@ def _config(args: argparse.Namespace) -> Config:
 
 # --- serve ------------------------------------------------------------------
 
+def _self_command() -> str:
+    """How the user can call this very program again ('vigie', or '.venv/bin/vigie')."""
+    argv0 = Path(sys.argv[0])
+    if argv0.name == "vigie" and shutil.which("vigie") != str(argv0.resolve()):
+        try:
+            return os.path.relpath(argv0)
+        except ValueError:
+            return str(argv0)
+    return "vigie"
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     cfg = _config(args)
     logs.setup(cfg)
@@ -50,10 +64,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             if embedded:
                 password = random_password()
                 users.add("demo", password)
+                cmd = _self_command()
                 print("Premier démarrage : utilisateur « demo » créé pour essayer vigie.\n"
                       f"  identifiant : demo   mot de passe : {password}\n"
-                      "  (changez-le avec « vigie user add demo --replace », ajoutez les "
-                      "vôtres avec « vigie user add NOM »)\n"
+                      f"  (changez-le avec « {cmd} user add demo --replace », ajoutez les "
+                      f"vôtres avec « {cmd} user add NOM »)\n"
                       "First start: user 'demo' created so you can try vigie "
                       f"(password above).\nUsers file: {cfg.users_file}", file=sys.stderr)
             else:
@@ -72,10 +87,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(serve_forever(cfg))
+    except ssl.SSLError as exc:
+        _err(f"démarrage impossible : certificat ou clé TLS illisible ({exc.reason}) — vérifiez "
+             f"[tls] cert_file / key_file\ncannot start: unreadable TLS certificate or key "
+             f"({exc.reason}) — check [tls] cert_file / key_file")
+        return EXIT_USAGE
     except OSError as exc:
-        _err(f"démarrage impossible : {exc.strerror or exc} — vérifiez [submission] listen "
-             f"(port déjà pris ?)\ncannot start: {exc.strerror or exc} — check "
-             "[submission] listen (port already in use?)")
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL) and not \
+                exc.filename:
+            _err(f"démarrage impossible : {exc.strerror or exc} — vérifiez [submission] listen "
+                 f"(port déjà pris, ou < 1024 sans droits ?)\ncannot start: "
+                 f"{exc.strerror or exc} — check [submission] listen (port in use, or < 1024 "
+                 "without the capability?)")
+        else:
+            where = f" : {exc.filename}" if exc.filename else ""
+            _err(f"démarrage impossible{where} : {exc.strerror or exc} — vérifiez "
+                 f"[storage] data_dir et les droits\ncannot start{where}: "
+                 f"{exc.strerror or exc} — check [storage] data_dir and permissions")
         return EXIT_USAGE
     except KeyboardInterrupt:
         pass
@@ -89,8 +117,12 @@ def _read_password(args: argparse.Namespace) -> str:
         return random_password()
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    first = getpass.getpass("Mot de passe / Password: ")
-    second = getpass.getpass("Encore / Again: ")
+    try:
+        first = getpass.getpass("Mot de passe / Password: ")
+        second = getpass.getpass("Encore / Again: ")
+    except (EOFError, OSError):
+        raise UserError("aucun mot de passe saisi : utilisez --password-stdin ou --generate\n"
+                        "no password typed: use --password-stdin or --generate") from None
     if first != second:
         raise UserError("les deux mots de passe diffèrent\nthe two passwords differ")
     return first
@@ -100,6 +132,11 @@ def cmd_user(args: argparse.Namespace) -> int:
     cfg = _config(args)
     users = UsersFile(cfg.users_file)
     if args.user_cmd == "add":
+        users.check_name(args.name)
+        if args.name in users.load() and not args.replace:
+            raise UserError(f"l'utilisateur {args.name} existe déjà (--replace pour changer son "
+                            f"mot de passe)\nuser {args.name} already exists (--replace to change "
+                            "the password)")
         password = _read_password(args)
         users.add(args.name, password, admin=args.admin, replace=args.replace)
         print(f"utilisateur {args.name} enregistré / user {args.name} saved ({cfg.users_file})")
@@ -279,6 +316,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except UserError as exc:
         _err(str(exc))
+        return EXIT_USAGE
+    except OSError as exc:
+        where = exc.filename or ""
+        _err(f"erreur de fichier {where} : {exc.strerror or exc}\nfile error {where}: "
+             f"{exc.strerror or exc}")
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

@@ -7,9 +7,11 @@ in French then English: never a traceback.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 import socket
+import ssl
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -98,6 +100,7 @@ class UpstreamConfig:
     password: str = ""
     password_file: str = ""
     timeout: float = 60.0
+    data_timeout: float = 180.0
     helo: str = ""
 
 
@@ -128,6 +131,15 @@ class RulesConfig:
 
 
 @dataclass
+class PatientDataConfig:
+    enabled: bool = True
+    trusted_domains: list[str] = field(default_factory=list)
+    contacts_file: str = ""
+    webmail_file: str = ""
+    override_marker: str = ""
+
+
+@dataclass
 class LogConfig:
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: LogFormat = "text"
@@ -145,6 +157,7 @@ class Config:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     rules: RulesConfig = field(default_factory=RulesConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    patient_data: PatientDataConfig = field(default_factory=PatientDataConfig)
     # Free-form policy overrides ([policy.thresholds], [policy.symbols.X]),
     # validated by gateway.policy against the rules.
     policy: dict[str, Any] = field(default_factory=dict)
@@ -179,6 +192,10 @@ class Config:
         if self.upstream.port:
             return self.upstream.port
         return {"starttls": 587, "implicit": 465, "none": 25}[self.upstream.tls]
+
+    @property
+    def audit_log(self) -> Path:
+        return self.data_dir / "audit.log"
 
     def upstream_password(self) -> str:
         if self.upstream.password_file:
@@ -248,7 +265,8 @@ def _coerce(tp: Any, value: Any) -> Any:
             return value
         raise ValueError
     if tp is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(
+                value):
             return float(value)
         raise ValueError
     if tp is str:
@@ -354,6 +372,16 @@ def _validate(cfg: Config, *, file: str | None, text: str) -> None:
                      "\"hôte:port\", par ex. \"127.0.0.1:2587\")",
                      f"invalid listen address {item!r} (expected \"host:port\", "
                      "e.g. \"127.0.0.1:2587\")")
+    for item in (*cfg.submission.listen, *cfg.submission.listen_tls):
+        if parse_listen(item)[1] == 0:
+            fail("submission", "listen" if item in cfg.submission.listen else "listen_tls",
+                 f"port 0 interdit dans {item!r}", f"port 0 not allowed in {item!r}")
+    if cfg.server.hostname and not re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})",
+                                                cfg.server.hostname):
+        fail("server", "hostname", "nom d'hôte invalide (lettres, chiffres, points, tirets)",
+             "invalid host name (letters, digits, dots, dashes)")
+    if cfg.limits.message_size > 1024 ** 3:
+        fail("limits", "message_size", "au plus 1 Gio (1073741824)", "at most 1 GiB")
     if not cfg.submission.listen and not cfg.submission.listen_tls:
         fail("submission", "listen", "aucune adresse d'écoute", "no listen address")
     if cfg.upstream.port and not 0 < cfg.upstream.port < 65536:
@@ -363,6 +391,7 @@ def _validate(cfg: Config, *, file: str | None, text: str) -> None:
     for section, key in (("limits", "message_size"), ("limits", "recipients"),
                          ("limits", "command_timeout"), ("limits", "header_size"),
                          ("limits", "check_timeout"), ("upstream", "timeout"),
+                         ("upstream", "data_timeout"),
                          ("dns", "timeout")):
         if getattr(getattr(cfg, section), key) <= 0:
             fail(section, key, "doit être strictement positif", "must be greater than 0")
@@ -385,6 +414,18 @@ def _validate(cfg: Config, *, file: str | None, text: str) -> None:
         value = getattr(cfg.tls, key)
         if value and not Path(value).expanduser().is_file():
             fail("tls", key, f"fichier introuvable : {value}", f"file not found: {value}")
+    if cfg.tls.cert_file and cfg.tls.key_file:
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+                Path(cfg.tls.cert_file).expanduser(), Path(cfg.tls.key_file).expanduser())
+        except (ssl.SSLError, OSError) as exc:
+            fail("tls", "cert_file", f"certificat ou clé illisible, ou qui ne vont pas ensemble "
+                 f"({exc})", f"certificate or key unreadable or not matching ({exc})")
+    if cfg.storage.data_dir:
+        data = Path(cfg.storage.data_dir).expanduser()
+        if data.exists() and not data.is_dir():
+            fail("storage", "data_dir", f"{data} existe et n'est pas un dossier",
+                 f"{data} exists and is not a folder")
     if cfg.upstream.ca_file and not Path(cfg.upstream.ca_file).expanduser().is_file():
         fail("upstream", "ca_file", f"fichier introuvable : {cfg.upstream.ca_file}",
              f"file not found: {cfg.upstream.ca_file}")
@@ -396,6 +437,10 @@ def _validate(cfg: Config, *, file: str | None, text: str) -> None:
     if cfg.upstream.password and cfg.upstream.password_file:
         fail("upstream", "password", "password et password_file s'excluent",
              "password and password_file are mutually exclusive")
+    for key in ("contacts_file", "webmail_file"):
+        value = getattr(cfg.patient_data, key)
+        if value and not Path(value).expanduser().is_file():
+            fail("patient_data", key, f"fichier introuvable : {value}", f"file not found: {value}")
     if cfg.rules.dir and not Path(cfg.rules.dir).expanduser().is_dir():
         fail("rules", "dir", f"dossier introuvable : {cfg.rules.dir}",
              f"folder not found: {cfg.rules.dir}")
@@ -432,7 +477,7 @@ def load(path: str | os.PathLike[str] | None = None, *, environ: dict[str, str] 
             raise ConfigError(f"illisible ({exc.strerror})", f"unreadable ({exc.strerror})",
                               file=file) from None
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode("utf-8").removeprefix("\ufeff")  # Windows Notepad's BOM
         except UnicodeDecodeError:
             raise ConfigError("le fichier doit être en UTF-8", "the file must be UTF-8",
                               file=file) from None
@@ -453,7 +498,11 @@ def load(path: str | os.PathLike[str] | None = None, *, environ: dict[str, str] 
             continue
         section, _, key = name[len("VIGIE_"):].lower().partition("_")
         if section not in section_names or not key:
-            continue
+            raise ConfigError(
+                f"variable d'environnement inconnue {name} (forme : VIGIE_SECTION_CLÉ, sections "
+                f": {', '.join(sorted(section_names))})",
+                f"unknown environment variable {name} (form: VIGIE_SECTION_KEY, sections: "
+                f"{', '.join(sorted(section_names))})", file="environnement/environment")
         fields = _section_fields(type(getattr(cfg, section)))
         tp = fields.get(key)
         env_data.setdefault(section, {})[key] = _env_value(tp, value) if tp else value

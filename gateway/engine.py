@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from gateway.checks import default_checks
 from gateway.config import Config
-from gateway.model import Message, prefix_subject, prepend_header
+from gateway.model import Message, prefix_subject, prepend_header, remove_from_subject
 from gateway.pipeline import Check, Pipeline
 from gateway.policy import Decision, Policy
 
@@ -27,9 +27,17 @@ class Engine:
         return self.policy.decide(findings, message.envelope.direction,
                                   message.envelope.queue_id)
 
-    def tag(self, raw: bytes, decision: Decision) -> bytes:
-        """The bytes to relay for a ``tag`` decision: one header and a subject prefix."""
-        symbols = ", ".join(decision.symbols) or "none"
-        out = prefix_subject(raw, self.policy.tag_subject_prefix)
-        return prepend_header(out, self.policy.tag_header,
-                              f"tag; score={decision.score:g}; symbols={symbols}")
+    def prepare(self, message: Message, decision: Decision) -> bytes:
+        """The bytes to relay for ``deliver``/``tag``: the original ones, but for our
+        control marker taken out of the subject and, for ``tag``, one header and a
+        subject prefix."""
+        out = message.raw
+        for marker in {str(f.extra["strip_subject_marker"]) for f in decision.findings
+                       if f.extra.get("strip_subject_marker")}:
+            out = remove_from_subject(out, marker, str(message.parsed.get("subject", "")))
+        if decision.action == "tag":
+            symbols = ", ".join(decision.symbols) or "none"
+            out = prefix_subject(out, self.policy.tag_subject_prefix)
+            out = prepend_header(out, self.policy.tag_header,
+                                 f"tag; score={decision.score:g}; symbols={symbols}")
+        return out

@@ -6,6 +6,7 @@ only read by checks.
 
 from __future__ import annotations
 
+import asyncio
 import email.header
 import email.policy
 import enum
@@ -14,6 +15,10 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.parser import BytesParser
 from functools import cached_property
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gateway.detect.extract import Extraction
 
 
 class Direction(enum.StrEnum):
@@ -68,11 +73,25 @@ def split_header_body(raw: bytes) -> tuple[bytes, bytes]:
 
 
 class Message:
-    """A message under examination: original bytes, envelope, lazily parsed MIME tree."""
+    """A message under examination: original bytes, envelope, lazily parsed MIME tree.
+
+    The text extraction is done once, off the event loop, and shared by checks.
+    """
 
     def __init__(self, raw: bytes, envelope: Envelope) -> None:
         self.raw = raw
         self.envelope = envelope
+        self._extraction: asyncio.Future[Extraction] | None = None
+
+    async def extraction(self) -> Extraction:
+        """The shared extraction (computed in a thread the first time it is asked for)."""
+        if self._extraction is None:
+            from gateway.detect.extract import extract_message
+
+            self._extraction = asyncio.ensure_future(
+                asyncio.to_thread(lambda: extract_message(self.parsed)))
+        # shield: a check that times out must not cancel the work others wait on
+        return await asyncio.shield(self._extraction)
 
     @cached_property
     def header_bytes(self) -> bytes:
@@ -121,6 +140,51 @@ def prefix_subject(raw: bytes, prefix: str) -> bytes:
             at = offset + m.end()
             if raw[at:].startswith(spaced.encode("ascii")):
                 return raw
+            if not prefix.isascii() and raw[at:at + 2] == b"=?":
+                # white space between two encoded words is not displayed: carry the
+                # separating space inside the prefix's own encoded word
+                spaced = encode_word(prefix.rstrip() + " ") + " "
             return raw[:at] + spaced.encode("ascii") + raw[at:]
         offset += len(line)
     return prepend_header(raw, "Subject", enc)
+
+
+def _subject_span(raw: bytes) -> tuple[int, int] | None:
+    """Byte span of the first Subject field, continuation lines included."""
+    header, _ = split_header_body(raw)
+    offset = 0
+    lines = header.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if _SUBJECT_LINE.match(line):
+            end = offset + len(line)
+            for nxt in lines[i + 1:]:
+                if nxt[:1] in (b" ", b"\t"):
+                    end += len(nxt)
+                else:
+                    break
+            return offset, end
+        offset += len(line)
+    return None
+
+
+def remove_from_subject(raw: bytes, marker: str, decoded_subject: str) -> bytes:
+    """Take ``marker`` out of the Subject, literally when it is there in clear, else by
+    re-encoding that one field. Every other byte stays as it was."""
+    span = _subject_span(raw)
+    if span is None or not marker:
+        return raw
+    start, end = span
+    field_bytes = raw[start:end]
+    pattern = re.compile(rb"[ \t]?" + re.escape(marker.encode("utf-8")), re.IGNORECASE)
+    if pattern.search(field_bytes):
+        new_field = pattern.sub(b"", field_bytes, count=1)
+        new_field = re.sub(rb"^(subject[ \t]*:)[ \t]+", rb"\1 ", new_field, flags=re.IGNORECASE)
+        return raw[:start] + new_field + raw[end:]
+    if marker.casefold() not in decoded_subject.casefold():
+        return raw
+    cleaned = re.sub(r"\s*" + re.escape(marker), "", decoded_subject, flags=re.IGNORECASE)
+    cleaned = cleaned.strip()
+    newline = b"\r\n" if field_bytes.endswith(b"\r\n") else b"\n"
+    encoded = cleaned if cleaned.isascii() else email.header.Header(cleaned, "utf-8").encode(
+        maxlinelen=76, linesep=newline.decode("ascii"))
+    return raw[:start] + f"Subject: {encoded}".encode("ascii") + newline + raw[end:]

@@ -86,6 +86,7 @@ class Decision:
     findings: list[Finding] = field(default_factory=list)
     suggestions: list[str] = field(default_factory=list)
     forced_by: list[str] = field(default_factory=list)
+    direction: Direction = Direction.OUTBOUND
 
     @property
     def symbols(self) -> list[str]:
@@ -164,6 +165,10 @@ class Policy:
             if value not in ACTIONS:
                 raise err(f"[outcomes] {name}", f"action inconnue {value!r} ({', '.join(ACTIONS)})",
                           f"unknown action {value!r} ({', '.join(ACTIONS)})")
+            if name in ("ERROR", "TEMPERROR") and value in ("deliver", "tag"):
+                raise err(f"[outcomes] {name}", "un message non vérifié ne passe jamais : "
+                          "tempfail, hold ou reject", "a message that could not be checked "
+                          "never passes: tempfail, hold or reject")
             outcomes[name] = value
         symbols: dict[str, SymbolRule] = {}
         for name, body in dict(data.get("symbols", {})).items():
@@ -221,15 +226,43 @@ class Policy:
         for name in ("tag", "hold", "reject"):
             if score >= self.thresholds[name]:
                 action = _most_severe(action, name)
+        suggestions = _unique(s for f in findings for s in f.extra.get("suggestions", ()))
         decision = Decision(action=action, reply=None, score=score, findings=findings,
-                            forced_by=forced)
+                            forced_by=forced, suggestions=suggestions, direction=direction)
         decision.reply = self.reply_for(decision, queue_id)
         return decision
 
+    def _explaining(self, decision: Decision, action: str) -> list[Finding]:
+        """The findings that explain ``action``: those forcing it, the details (no score,
+        no action) that their checks reported beside them, and, when the score decided,
+        the findings that scored."""
+        hits = [f for f in decision.findings if f.outcome not in (Outcome.PASS, Outcome.NONE)]
+        forcing = [f for f in hits if self._forced_action(f, decision) == action]
+        checks = {f.check for f in forcing}
+        details = [f for f in hits if f.check in checks and f not in forcing
+                   and self._is_detail(f)]
+        scoring = ([f for f in hits if (r := self.symbols.get(f.symbol)) and r.score > 0]
+                   if not forcing else [])
+        keep = {id(f) for f in (*forcing, *details, *scoring)}
+        return [f for f in hits if id(f) in keep]
+
+    def _forced_action(self, f: Finding, decision: Decision) -> str | None:
+        rule = self.symbols.get(f.symbol)
+        direction = decision.direction
+        action = rule.action_for(direction) if rule else None
+        by_outcome = self.outcomes.get(f.outcome.value)
+        if action and by_outcome:
+            return _most_severe(action, by_outcome)
+        return action or by_outcome
+
+    def _is_detail(self, f: Finding) -> bool:
+        rule = self.symbols.get(f.symbol)
+        return rule is None or (rule.score == 0 and not rule.action and
+                                not rule.actions_by_direction)
+
     def reply_for(self, decision: Decision, queue_id: str) -> Reply | None:
-        hits = [f for f in decision.findings
-                if f.outcome not in (Outcome.PASS, Outcome.NONE)]
         if decision.action == "reject":
+            hits = self._explaining(decision, "reject")
             fr = [r.fr for f in hits for r in f.reasons]
             en = [r.en for f in hits for r in f.reasons]
             return Reply(550, "5.7.1", (
@@ -242,8 +275,16 @@ class Policy:
                 "Your message was not sent; it is still in your mail program.",
             ))
         if decision.action == "tempfail":
-            why = [f.symbol for f in hits if f.outcome in (Outcome.ERROR, Outcome.TEMPERROR)]
-            detail = f" ({', '.join(_unique(why))})" if why else ""
+            hits = self._explaining(decision, "tempfail")
+            errors = [f.symbol for f in hits if f.outcome in (Outcome.ERROR, Outcome.TEMPERROR)]
+            if not errors and hits:  # the policy asks for a retry on purpose
+                return Reply(451, "4.7.1", (
+                    *(f"- {r.fr}" for f in hits for r in f.reasons),
+                    "Refus temporaire décidé par la politique du cabinet.",
+                    *(f"- {r.en}" for f in hits for r in f.reasons),
+                    "Temporary refusal set by the practice's policy.",
+                ))
+            detail = f" ({', '.join(_unique(errors))})" if errors else ""
             return temporary_reply("4.3.0", f"Vérification temporairement impossible{detail}.",
                                    f"Temporarily unable to check this message{detail}.")
         if decision.action == "hold":

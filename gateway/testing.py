@@ -132,6 +132,7 @@ class CapturingUpstream:
         self.key = workdir / "upstream.key"
         self._lt = LoopThread()
         self._server: asyncio.Server | None = None
+        self._protocols: list[SMTP] = []
         self.port = 0
 
     def _authenticator(self, server: SMTP, session: Session, envelope: Envelope,
@@ -149,10 +150,12 @@ class CapturingUpstream:
 
         def factory() -> SMTP:
             self.connections += 1
-            return SMTP(handler, hostname="upstream.test", tls_context=ctx,
-                        authenticator=self._authenticator if self.users else None,
-                        auth_required=bool(self.users), auth_require_tls=True,
-                        enable_SMTPUTF8=True)
+            proto = SMTP(handler, hostname="upstream.test", tls_context=ctx,
+                         authenticator=self._authenticator if self.users else None,
+                         auth_required=bool(self.users), auth_require_tls=True,
+                         enable_SMTPUTF8=True)
+            self._protocols.append(proto)
+            return proto
 
         async def _start() -> asyncio.Server:
             return await asyncio.get_running_loop().create_server(factory, "127.0.0.1", 0)
@@ -168,6 +171,11 @@ class CapturingUpstream:
 
             async def _stop() -> None:
                 srv.close()
+                for proto in self._protocols:
+                    for transport in (proto.transport, proto._original_transport):
+                        if transport is not None:
+                            transport.close()
+                await asyncio.sleep(0)
 
             self._lt.run(_stop())
         self._lt.close()

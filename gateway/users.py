@@ -16,7 +16,7 @@ from pathlib import Path
 
 from gateway.quarantine.folder import durable_write_file, ensure_private_dir
 
-NAME_RE = re.compile(r"^[A-Za-z0-9._@+-]{1,128}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
 _LN, _R, _P = 15, 8, 1
 _MAXMEM = 64 * 1024 * 1024
 
@@ -73,6 +73,12 @@ class UsersFile:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return {}
+        except UnicodeDecodeError:
+            raise UserError(f"{self.path} : fichier d'utilisateurs illisible (pas UTF-8)\n"
+                            f"{self.path}: unreadable users file (not UTF-8)") from None
+        except OSError as exc:
+            raise UserError(f"{self.path} : lecture impossible ({exc.strerror})\n"
+                            f"{self.path}: cannot read ({exc.strerror})") from None
         users: dict[str, User] = {}
         for number, line in enumerate(text.splitlines(), start=1):
             line = line.strip()
@@ -95,12 +101,18 @@ class UsersFile:
         ensure_private_dir(self.path.parent)
         durable_write_file(self.path, ("\n".join(lines) + "\n").encode("utf-8"), mode=0o600)
 
-    def add(self, name: str, password: str, *, admin: bool = False, replace: bool = False
-            ) -> User:
+    @staticmethod
+    def check_name(name: str) -> None:
         if not NAME_RE.match(name):
             raise UserError(
-                f"nom d'utilisateur invalide {name!r} : lettres, chiffres et . _ @ + - seulement\n"
-                f"invalid user name {name!r}: letters, digits and . _ @ + - only")
+                f"nom d'utilisateur invalide {name!r} : lettres, chiffres et . _ @ + - seulement "
+                "(commençant par une lettre ou un chiffre)\n"
+                f"invalid user name {name!r}: letters, digits and . _ @ + - only (starting with "
+                "a letter or digit)")
+
+    def add(self, name: str, password: str, *, admin: bool = False, replace: bool = False
+            ) -> User:
+        self.check_name(name)
         if len(password) < 10:
             raise UserError("mot de passe trop court (10 caractères au moins)\n"
                             "password too short (at least 10 characters)")

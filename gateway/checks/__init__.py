@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from gateway.checks.hygiene import HygieneCheck
+from gateway.checks.patient_data import PatientDataCheck
 from gateway.config import Config
 from gateway.pipeline import Check
 
 
 def default_checks(cfg: Config) -> list[Check]:
     """The checks a gateway built from this config runs on every message."""
-    return [HygieneCheck(max_header_size=cfg.limits.header_size)]
+    checks: list[Check] = [HygieneCheck(max_header_size=cfg.limits.header_size)]
+    if cfg.patient_data.enabled:
+        checks.append(PatientDataCheck.from_config(cfg))
+    return checks
 
 
-__all__ = ["HygieneCheck", "default_checks"]
+__all__ = ["HygieneCheck", "PatientDataCheck", "default_checks"]

@@ -20,12 +20,13 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from gateway.audit import AuditLog
 from gateway.config import Config
 from gateway.engine import Engine
 from gateway.logs import message_line
 from gateway.model import Direction, Message, domain_of, prepend_header
 from gateway.model import Envelope as MsgEnvelope
-from gateway.policy import Reply, temporary_reply
+from gateway.policy import Decision, Reply, temporary_reply
 from gateway.quarantine.folder import HoldFolder
 from gateway.smtp.relay import HopAuthRefused, HopSession, HopUnavailable
 from gateway.users import UsersFile
@@ -56,6 +57,11 @@ def _state(server: SMTP) -> ConnState:
     return state
 
 
+AUTH_REQUIRED = ("530 5.7.0 Authentification obligatoire / Authentication required")
+NEEDS_SMTPUTF8 = ("553 5.6.7 Adresse avec accents : votre logiciel doit utiliser SMTPUTF8 / "
+                  "Non-ASCII address requires SMTPUTF8")
+
+
 def new_queue_id() -> str:
     return secrets.token_hex(5).upper()
 
@@ -74,6 +80,7 @@ class SubmissionHandler:
         self.hop_factory = hop_factory
         self.users = users
         self.hold_folder = hold
+        self.audit = AuditLog(cfg.audit_log)
 
     # --- AUTH ---------------------------------------------------------
     async def _read_credentials(self, server: SMTP, args: list[str]
@@ -90,7 +97,7 @@ class SubmissionHandler:
                     blob = base64.b64decode(args[1], validate=True)
                 parts = blob.split(b"\x00")
                 if len(parts) != 3:
-                    return "501 5.5.2 Can't split auth value"
+                    return "501 5.5.2 Identifiants mal formés / Can't split auth value"
                 login, password = parts[1], parts[2]
             elif mechanism == "LOGIN":
                 if len(args) == 1:
@@ -105,19 +112,21 @@ class SubmissionHandler:
                     return None
                 password = got
             else:
-                return "504 5.5.4 Unrecognized authentication type"
+                return ("504 5.5.4 Méthode d'authentification inconnue (PLAIN ou LOGIN) / "
+                        "Unrecognized authentication type")
         except binascii.Error:
-            return "501 5.5.2 Can't decode base64"
+            return "501 5.5.2 Base64 illisible / Can't decode base64"
         try:
             return login.decode("utf-8"), password.decode("utf-8")
         except UnicodeDecodeError:
-            return "501 5.5.2 Credentials must be UTF-8"
+            return "501 5.5.2 Identifiants non UTF-8 / Credentials must be UTF-8"
 
     async def handle_AUTH(self, server: SMTP, session: Session, envelope: Envelope,
                           args: list[str]) -> str | None:
         state = _state(server)
         if _tls_info(server) is None:  # aiosmtpd checks too; passwords never in clear
-            return "538 5.7.11 Encryption required for requested authentication mechanism"
+            return ("538 5.7.11 Authentification seulement après chiffrement (STARTTLS) / "
+                    "Encryption required for requested authentication mechanism")
         creds = await self._read_credentials(server, args)
         if creds is None or isinstance(creds, str):
             return creds
@@ -182,7 +191,9 @@ class SubmissionHandler:
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
         if not session.authenticated:  # aiosmtpd checks too: never an open relay
-            return "530 5.7.0 Authentication required"
+            return AUTH_REQUIRED
+        if not address.isascii() and "SMTPUTF8" not in (o.upper() for o in mail_options):
+            return NEEDS_SMTPUTF8
         state = _state(server)
         try:
             hop = await self._hop(state)
@@ -205,18 +216,22 @@ class SubmissionHandler:
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
         if not session.authenticated:
-            return "530 5.7.0 Authentication required"
+            return AUTH_REQUIRED
+        if not address.isascii() and not envelope.smtp_utf8:
+            return NEEDS_SMTPUTF8
         state = _state(server)
         if len(envelope.rcpt_tos) >= self.cfg.limits.recipients:
             return (f"452 4.5.3 Trop de destinataires (maximum {self.cfg.limits.recipients}) "
                     "/ Too many recipients")
         local, at, domain = address.rpartition("@")
-        if not at or not local or not domain or any(c in local for c in "%!@:") or (
-                address.startswith("@")):
+        if not at or not local or not domain:
+            return ("553 5.1.3 Adresse de destinataire incomplète (nom@domaine attendu) / "
+                    "Incomplete recipient address (name@domain expected)")
+        if any(c in local for c in "%!@:") or address.startswith("@"):
             return ("553 5.1.3 Adresse de destinataire refusée (routage non autorisé) / "
                     "Recipient address rejected (no routing tricks)")
         if state.hop is None or not state.in_transaction:
-            return "503 5.5.1 Error: need MAIL command"
+            return "503 5.5.1 Commande MAIL attendue d'abord / Error: need MAIL command"
         reply = await state.hop.rcpt(address, rcpt_options)
         if 200 <= reply.code < 300:
             envelope.rcpt_tos.append(address)
@@ -242,7 +257,7 @@ class SubmissionHandler:
         assert envelope.mail_from is not None
         hop = state.hop
         if hop is None or not session.authenticated:
-            return "503 5.5.1 Error: need MAIL command"
+            return "503 5.5.1 Commande MAIL attendue d'abord / Error: need MAIL command"
         menv = MsgEnvelope(
             mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos),
             direction=Direction.OUTBOUND, mail_options=list(envelope.mail_options),
@@ -256,10 +271,12 @@ class SubmissionHandler:
         reply: Reply
         try:
             if action in ("deliver", "tag"):
-                content = raw if action == "deliver" else self.engine.tag(raw, decision)
+                content = self.engine.prepare(message, decision)
                 content = prepend_header(content, "Received",
                                          received_value(self.cfg, server, session, menv))
                 reply = await hop.data(content)
+                if 200 <= reply.code < 300:
+                    await self._audit(menv, decision)
             else:
                 await hop.rset()
                 if action == "hold":
@@ -277,6 +294,19 @@ class SubmissionHandler:
             duration_ms=round((time.monotonic() - state.started) * 1000, 1),
         )
         return reply_str(reply, self.cfg)
+
+    async def _audit(self, env: MsgEnvelope, decision: Decision) -> None:
+        for f in decision.findings:
+            entry = f.extra.get("audit")
+            if isinstance(entry, dict):
+                fields = {k: v for k, v in entry.items() if k != "event"}
+                try:
+                    await asyncio.to_thread(self.audit.record, str(entry.get("event")),
+                                            queue_id=env.queue_id, who=env.auth_user,
+                                            symbols=decision.symbols, **fields)
+                except OSError as exc:  # delivered already: say it loudly, lose nothing
+                    log.error("audit log %s: cannot write (%s) for %s", self.audit.path,
+                              exc.strerror, env.queue_id)
 
     async def _hold(self, message: Message, symbols: list[str]) -> Reply:
         env = message.envelope

@@ -150,7 +150,11 @@ class UpstreamSession:
                                         encoding=encoding)
         except aiosmtplib.SMTPResponseException as exc:
             return from_response(exc.code, exc.message)
-        except (*_TRANSIENT, aiosmtplib.SMTPException, UnicodeEncodeError) as exc:
+        except (UnicodeEncodeError, ValueError):
+            return Reply(553, "5.6.7", ("Adresse non transmissible au serveur d'envoi (accents "
+                                        "sans SMTPUTF8) / Address cannot be relayed (non-ASCII "
+                                        "without SMTPUTF8)",))
+        except (*_TRANSIENT, aiosmtplib.SMTPException) as exc:
             return self._broken(exc)
         return from_response(resp.code, resp.message)
 
@@ -159,13 +163,18 @@ class UpstreamSession:
             resp = await self.smtp.rcpt(recipient, encoding="utf-8")
         except aiosmtplib.SMTPResponseException as exc:
             return from_response(exc.code, exc.message)
-        except (*_TRANSIENT, aiosmtplib.SMTPException, ValueError) as exc:
+        except ValueError:
+            return Reply(553, "5.1.3", ("Adresse de destinataire refusée / Recipient address "
+                                        "rejected",))
+        except (*_TRANSIENT, aiosmtplib.SMTPException) as exc:
             return self._broken(exc)
         return from_response(resp.code, resp.message)
 
     async def data(self, content: bytes) -> Reply:
         try:
-            resp = await self.smtp.data(content)
+            # RFC 5321 allows the next hop minutes to answer the final dot; answering
+            # 4xx too early makes the client send the message twice.
+            resp = await self.smtp.data(content, timeout=self.cfg.upstream.data_timeout)
         except aiosmtplib.SMTPResponseException as exc:
             return from_response(exc.code, exc.message)
         except (*_TRANSIENT, aiosmtplib.SMTPException) as exc:

@@ -18,8 +18,9 @@ from aiosmtpd.smtp import SMTP
 from gateway import __version__
 from gateway.config import Config, ConfigError, parse_listen
 from gateway.engine import Engine
+from gateway.logs import quiet_libraries
 from gateway.quarantine.folder import HoldFolder, ensure_private_dir
-from gateway.smtp.handler import SubmissionHandler, close_connection
+from gateway.smtp.handler import AUTH_REQUIRED, SubmissionHandler, close_connection
 from gateway.smtp.relay import (
     HopSession,
     HopUnavailable,
@@ -33,10 +34,66 @@ from gateway.users import UsersFile
 log = logging.getLogger("vigie.server")
 
 
+# aiosmtpd's own replies, French first (Camille reads French only).
+_TRANSLATIONS = {
+    "530 5.7.0 Authentication required": AUTH_REQUIRED,
+    "530 Must issue a STARTTLS command first":
+        "530 5.7.0 Chiffrement obligatoire : activez STARTTLS / Must issue a STARTTLS "
+        "command first",
+    "538 5.7.11 Encryption required for requested authentication mechanism":
+        "538 5.7.11 Authentification seulement après chiffrement (STARTTLS) / Encryption "
+        "required for requested authentication mechanism",
+    "503 Error: need MAIL command":
+        "503 5.5.1 Commande MAIL attendue d'abord / Error: need MAIL command",
+    "503 Error: need RCPT command":
+        "503 5.5.1 Commande RCPT attendue d'abord / Error: need RCPT command",
+    "503 Error: nested MAIL command":
+        "503 5.5.1 Commande MAIL déjà reçue / Error: nested MAIL command",
+    "503 Already authenticated": "503 5.5.1 Déjà authentifié / Already authenticated",
+    "500 Line too long (see RFC5321 4.5.3.1.6)":
+        "500 5.5.2 Ligne trop longue (998 caractères au plus) / Line too long (RFC 5321 "
+        "4.5.3.1.6)",
+    "500 Command line too long": "500 5.5.2 Commande trop longue / Command line too long",
+    "501 5.5.2 Can't decode base64": "501 5.5.2 Base64 illisible / Can't decode base64",
+    "501 5.5.2 Can't split auth value":
+        "501 5.5.2 Identifiants mal formés / Can't split auth value",
+    "504 5.5.4 Unrecognized authentication type":
+        "504 5.5.4 Méthode d'authentification inconnue (PLAIN ou LOGIN) / Unrecognized "
+        "authentication type",
+    "501 5.7.0 Auth aborted": "501 5.7.0 Authentification abandonnée / Auth aborted",
+    "554 Command refused due to lack of security":
+        "554 5.7.0 Refusé : connexion non sécurisée / Command refused due to lack of security",
+}
+_TOO_BIG = ("552 Error: message size exceeds fixed maximum message size",
+            "552 Error: Too much mail data")
+
+
 class VigieSMTP(SMTP):
-    """aiosmtpd's protocol, plus closing the next-hop session with the client's."""
+    """aiosmtpd's protocol, plus closing the next-hop session with the client's and
+    French-first wording of its built-in replies."""
 
     background: set[asyncio.Task[None]]
+    live: set[VigieSMTP]
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.live.add(self)
+        super().connection_made(transport)
+
+    def close_now(self) -> None:
+        for transport in (self.transport, self._original_transport):
+            if transport is not None:
+                transport.close()
+
+    async def push(self, status: Any) -> None:
+        if isinstance(status, str):
+            if status in _TOO_BIG:
+                limit = (self.data_size_limit or 0) / 1024 / 1024
+                log.info("message refused: larger than %.0f MB (552)", limit)
+                status = (f"552 5.3.4 Message trop gros (maximum {limit:.0f} Mo, pièces jointes "
+                          f"comprises) / Message too big (limit {limit:.0f} MB)")
+            else:
+                status = _TRANSLATIONS.get(status, status)
+        await super().push(status)
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         # A source route (<@relay:user@domain>) is refused, not silently dropped.
@@ -46,6 +103,7 @@ class VigieSMTP(SMTP):
         return result
 
     def connection_lost(self, error: Exception | None) -> None:
+        self.live.discard(self)
         super().connection_lost(error)
         if getattr(self, "vigie_state", None) is not None:
             task = self.loop.create_task(close_connection(self))
@@ -55,6 +113,7 @@ class VigieSMTP(SMTP):
 
 class Gateway:
     def __init__(self, cfg: Config, *, engine: Engine | None = None) -> None:
+        quiet_libraries()  # aiosmtpd logs full addresses at INFO: never let them through
         self.cfg = cfg
         self.engine = engine or Engine(cfg)
         self.users = UsersFile(cfg.users_file)
@@ -63,6 +122,7 @@ class Gateway:
                                          self.hold)
         self.servers: list[asyncio.Server] = []
         self.background: set[asyncio.Task[None]] = set()
+        self.live: set[VigieSMTP] = set()
         self.cert_created = False
         self.cert_path: Path | None = None
         self._tls: ssl.SSLContext | None = None
@@ -103,14 +163,16 @@ class Gateway:
             timeout=self.cfg.limits.command_timeout,
         )
         proto.background = self.background
+        proto.live = self.live
         return proto
 
     async def start(self) -> None:
         cert, key, self.cert_created = certificate_paths(self.cfg)
         self.cert_path = cert
         if self.cert_created:
-            log.warning("no TLS certificate configured: generated a self-signed one in %s "
-                        "(certificat auto-signé créé)", cert.parent)
+            log.warning("aucun certificat TLS configuré : certificat auto-signé créé dans %s "
+                        "(no TLS certificate configured: generated a self-signed one)",
+                        cert.parent)
         self._tls = server_context(cert, key)
         ensure_private_dir(self.cfg.data_dir)
         if not self.cfg.upstream.host:
@@ -145,9 +207,12 @@ class Gateway:
     async def stop(self) -> None:
         for srv in self.servers:
             srv.close()
+        for proto in list(self.live):  # clients still connected hear nothing more: no 250
+            proto.close_now()
         for srv in self.servers:
             await srv.wait_closed()
         self.servers.clear()
+        await asyncio.sleep(0)  # let connection_lost callbacks run
         if self.background:
             await asyncio.gather(*self.background, return_exceptions=True)
 

@@ -271,7 +271,7 @@ def test_swaks_open_relay_attempts_are_refused(
     r = swaks("--server", f"127.0.0.1:{gw.port}", "--tls", "--from", "spam@example.com",
               "--to", "victim@example.org")
     assert r.returncode != 0
-    assert "530 5.7.0 Authentication required" in r.stdout
+    assert "530 5.7.0 Authentification obligatoire / Authentication required" in r.stdout
     r = swaks("--server", f"127.0.0.1:{gw.port}", "--auth", "PLAIN", "--auth-user", USER,
               "--auth-password", PASSWORD, "--from", "camille@cabinet-kine.fr",
               "--to", "victim@example.org")  # AUTH without TLS
@@ -309,3 +309,25 @@ def test_config_check_catches_an_unreadable_password_file(tmp_path: Path) -> Non
     bad.write_text('[upstream]\nhost = "x"\nusername = "u"\npassword_file = "/nope/pw"\n')
     r = run("config", "check", str(bad))
     assert r.returncode == 2 and "[upstream] password_file" in r.stderr and "ligne 4" in r.stderr
+
+
+def test_user_add_without_a_terminal_says_what_to_do(tmp_path: Path) -> None:
+    r = subprocess.run([*VIGIE, "user", "add", "camille"], capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL, timeout=60, check=False,
+                       env={**os.environ, "XDG_DATA_HOME": str(tmp_path)})
+    assert r.returncode == 2
+    assert "--password-stdin" in r.stderr and "Traceback" not in r.stderr
+    r = run("user", "add", "-x", "--generate", env={"XDG_DATA_HOME": str(tmp_path)})
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_broken_users_file_and_data_dir_give_messages_not_tracebacks(tmp_path: Path) -> None:
+    users = tmp_path / "users"
+    users.write_bytes(b"\xff\xfe garbage")
+    cfg = tmp_path / "v.toml"
+    cfg.write_text(f'[auth]\nusers_file = "{users}"\n[storage]\ndata_dir = "{tmp_path}/d"\n')
+    r = run("user", "list", "--config", str(cfg))
+    assert r.returncode == 2 and "UTF-8" in r.stderr and "Traceback" not in r.stderr
+    cfg.write_text(f'[auth]\nusers_file = "{tmp_path}"\n')
+    r = run("user", "list", "--config", str(cfg))
+    assert r.returncode == 2 and "Traceback" not in r.stderr

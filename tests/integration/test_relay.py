@@ -147,7 +147,7 @@ def test_upstream_down_gives_4xx_and_the_client_keeps_its_mail(
 
 def test_upstream_slow_past_timeout_gives_4xx_and_no_duplicate(
         make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream) -> None:
-    relay_config.upstream.timeout = 1.0
+    relay_config.upstream.data_timeout = 1.0
     upstream.behaviour.data_delay = 3.0
     gw = make_gateway(relay_config)
     raw = make_message()
@@ -357,3 +357,47 @@ def test_embedded_default_delivers_into_the_local_maildir(
     _, rest = strip_received(files[0].read_bytes())
     assert rest == raw
     assert list((cfg.data_dir / "maildir" / "tmp").iterdir()) == []
+
+
+def test_non_ascii_address_without_smtputf8_is_refused_for_good(
+        make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream) -> None:
+    gw = make_gateway(relay_config)
+    with connect(gw) as c:
+        c.send("MAIL FROM:<camillé@cabinet.fr>\r\n".encode())
+        code, msg = c.getreply()
+        assert code == 553 and b"SMTPUTF8" in msg
+        assert c.mail("camille@cabinet-kine.fr")[0] == 250
+        c.send("RCPT TO:<pé@exemple.fr>\r\n".encode())
+        code, _ = c.getreply()
+        assert code == 553
+        assert c.rcpt("a@example.org")[0] == 250  # the upstream session is still fine
+        code, _ = c.data(make_message())
+        assert code == 250
+    assert len(upstream.messages) == 1
+
+
+def test_smtputf8_addresses_are_relayed(make_gateway: MakeGW, relay_config: Config,
+                                        upstream: CapturingUpstream) -> None:
+    gw = make_gateway(relay_config)
+    with connect(gw) as c:
+        assert c.has_extn("smtputf8")
+        assert c.sendmail("camillé@cabinet.fr", ["hélène@exemple.fr"], make_message(),
+                          mail_options=["SMTPUTF8", "BODY=8BITMIME"]) == {}
+    assert upstream.messages[0].mail_from == "camillé@cabinet.fr"
+    assert upstream.messages[0].rcpt_tos == ["hélène@exemple.fr"]
+
+
+def test_builtin_refusals_are_french_first(make_gateway: MakeGW, relay_config: Config) -> None:
+    relay_config.limits.message_size = 10_000
+    gw = make_gateway(relay_config)
+    with smtplib.SMTP("127.0.0.1", gw.port, timeout=10) as c:
+        c.ehlo()
+        code, msg = c.docmd("MAIL FROM:<a@b.fr>")
+        assert code == 530 and b"Chiffrement obligatoire" in msg
+    with connect(gw) as c:
+        code, msg = c.docmd("MAIL FROM:<camille@cabinet-kine.fr> SIZE=20000")
+        assert code == 552 and b"Message trop gros" in msg
+        code, msg = c.docmd("RCPT TO:<postmaster>")
+        assert code in (503, 553)
+        code, msg = c.docmd("DATA")
+        assert code == 503 and b"attendue" in msg

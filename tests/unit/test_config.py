@@ -54,7 +54,7 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
     p = write(tmp_path, '[upstream]\nhost = "a.example"\nport = 25\ntls = "none"\n'
                         '[auth]\nmode = "local"\n')
     cfg = load(p, environ={"VIGIE_UPSTREAM_HOST": "b.example", "VIGIE_UPSTREAM_PORT": "2525",
-                           "VIGIE_UPSTREAM_VERIFY": "non", "VIGIE_UNRELATED": "x"})
+                           "VIGIE_UPSTREAM_VERIFY": "non"})
     assert cfg.upstream.host == "b.example"
     assert cfg.upstream.port == 2525
     assert cfg.upstream.verify is False
@@ -136,3 +136,44 @@ def test_parse_listen(item: str, expected: tuple[str, int]) -> None:
 def test_parse_listen_rejects(item: str) -> None:
     with pytest.raises(ValueError):
         parse_listen(item)
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ("[limits]\ncheck_timeout = nan\n", "[limits] check_timeout"),
+    ("[limits]\ncheck_timeout = inf\n", "[limits] check_timeout"),
+    ('[server]\nhostname = "a\\r\\nb"\n', "[server] hostname"),
+    ('[submission]\nlisten = ["127.0.0.1:0"]\n', "[submission] listen"),
+    ("[limits]\nmessage_size = 99999999999999999999\n", "[limits] message_size"),
+    ('[storage]\ndata_dir = "/etc/hostname"\n', "[storage] data_dir"),
+])
+def test_more_bad_values(tmp_path: Path, text: str, key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load(write(tmp_path, text), environ={})
+    assert key in str(err.value)
+
+
+def test_bad_pem_is_caught_at_check_time(tmp_path: Path) -> None:
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert.write_text("not a certificate")
+    key.write_text("not a key")
+    with pytest.raises(ConfigError) as err:
+        load(write(tmp_path, f'[tls]\ncert_file = "{cert}"\nkey_file = "{key}"\n'), environ={})
+    assert "[tls] cert_file" in str(err.value)
+
+
+def test_utf8_bom_is_accepted(tmp_path: Path) -> None:
+    p = tmp_path / "bom.toml"
+    p.write_bytes("\ufeff[limits]\nrecipients = 9\n".encode())
+    assert load(p, environ={}).limits.recipients == 9
+
+
+def test_misspelt_environment_section_is_an_error() -> None:
+    with pytest.raises(ConfigError, match="VIGIE_UPSTRAEM_HOST"):
+        load(environ={"VIGIE_UPSTRAEM_HOST": "x"})
+
+
+def test_error_outcome_can_never_deliver() -> None:
+    from gateway.policy import Policy
+
+    with pytest.raises(ConfigError, match="never passes"):
+        Policy.from_data({"outcomes": {"ERROR": "deliver"}})

@@ -150,18 +150,26 @@ async def test_pipeline_turns_crashes_and_timeouts_into_error_findings(
 
 
 async def test_checks_run_concurrently() -> None:
+    running = 0
+    peak = 0
+    all_started = asyncio.Event()
+
     class Nap:
         def __init__(self, n: int) -> None:
             self.name, self.description = f"nap{n}", "naps"
 
         async def run(self, message: Message) -> list[Finding]:
-            await asyncio.sleep(0.3)
+            nonlocal running, peak
+            running += 1
+            peak = max(peak, running)
+            if peak == 5:
+                all_started.set()
+            await all_started.wait()  # would never return if checks ran one by one
+            running -= 1
             return []
 
-    loop = asyncio.get_running_loop()
-    start = loop.time()
     await Pipeline([Nap(i) for i in range(5)], timeout=5).run(msg())
-    assert loop.time() - start < 1.2  # five 0.3 s checks, not 1.5 s in sequence
+    assert peak == 5
 
 
 # --- byte-level edits ---------------------------------------------------------
@@ -205,3 +213,24 @@ def test_config_policy_typos_are_caught(override: dict[str, object], key: str,
     with pytest.raises(ConfigError) as err:
         Policy.load(cfg)
     assert key in str(err.value) and hint in str(err.value)
+
+
+def test_reject_reply_names_only_what_explains_it() -> None:
+    policy = Policy.from_data({"thresholds": {"tag": 5, "reject": 15},
+                               "symbols": {"NUL": {"action": "reject"}, "NODATE": {"score": 3},
+                                           "DETAIL": {"score": 0}}})
+    other_check = Finding("other", "NODATE", Outcome.HIT, (Reason("pas de date", "no date"),))
+    forcing = Finding("hyg", "NUL", Outcome.HIT, (Reason("octet nul", "NUL byte"),))
+    detail = Finding("hyg", "DETAIL", Outcome.HIT, (Reason("détail", "detail"),))
+    d = policy.decide([other_check, forcing, detail], Direction.OUTBOUND)
+    assert d.reply is not None
+    assert "octet nul" in d.reply.text and "détail" in d.reply.text
+    assert "pas de date" not in d.reply.text
+
+
+def test_policy_forced_tempfail_says_why() -> None:
+    policy = Policy.from_data({"symbols": {"GREY": {"action": "tempfail"}}})
+    d = policy.decide([Finding("g", "GREY", Outcome.HIT, (Reason("liste grise", "greylisted"),))],
+                      Direction.OUTBOUND)
+    assert d.reply is not None and d.reply.code == 451
+    assert "liste grise" in d.reply.text and "temporairement impossible" not in d.reply.text
