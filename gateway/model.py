@@ -72,6 +72,11 @@ def split_header_body(raw: bytes) -> tuple[bytes, bytes]:
     return raw[: pos + width // 2], raw[pos + width :]
 
 
+# Below this size CPU work runs on the event loop: it takes well under a
+# millisecond, less than handing it to a thread.
+INLINE_LIMIT = 128 * 1024
+
+
 class Message:
     """A message under examination: original bytes, envelope, lazily parsed MIME tree.
 
@@ -88,8 +93,13 @@ class Message:
         if self._extraction is None:
             from gateway.detect.extract import extract_message
 
-            self._extraction = asyncio.ensure_future(
-                asyncio.to_thread(lambda: extract_message(self.parsed)))
+            if len(self.raw) < INLINE_LIMIT:  # a thread hand-off costs more than the work
+                done: asyncio.Future[Extraction] = asyncio.get_running_loop().create_future()
+                done.set_result(extract_message(self.parsed))
+                self._extraction = done
+            else:
+                self._extraction = asyncio.ensure_future(
+                    asyncio.to_thread(lambda: extract_message(self.parsed)))
         # shield: a check that times out must not cancel the work others wait on
         return await asyncio.shield(self._extraction)
 

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,9 +65,15 @@ def verify_password(password: str, encoded: str) -> bool:
 _DUMMY = hash_password(secrets.token_urlsafe(16))
 
 
+CACHE_TTL = 300.0  # seconds a successful login is remembered (keyed hash only)
+
+
 class UsersFile:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._cache: dict[bytes, tuple[User, float]] = {}
+        self._cache_stamp: int | None = None
+        self._cache_secret = secrets.token_bytes(32)
 
     def load(self) -> dict[str, User]:
         try:
@@ -138,6 +145,34 @@ class UsersFile:
             verify_password(password, _DUMMY)
             return None
         return user if verify_password(password, user.hash) else None
+
+    def verify_cached(self, name: str, password: str) -> User | None:
+        """A recent successful check of these exact credentials, without scrypt:
+        the user when known good, None when the cache cannot tell (call verify).
+        Mail programs open a connection, and log in, for every message sent.
+        The cache keys are keyed hashes (no password is kept) and it is emptied
+        whenever the users file changes."""
+        try:
+            stamp = self.path.stat().st_mtime_ns
+        except OSError:
+            return None
+        if stamp != self._cache_stamp:
+            self._cache.clear()
+            self._cache_stamp = stamp
+        key = self._cache_key(name, password)
+        hit = self._cache.get(key)
+        if hit is not None and hit[1] > time.monotonic():
+            return hit[0]
+        return None
+
+    def remember(self, user: User, password: str) -> None:
+        if len(self._cache) > 1000:
+            self._cache.clear()
+        self._cache[self._cache_key(user.name, password)] = (user,
+                                                              time.monotonic() + CACHE_TTL)
+
+    def _cache_key(self, name: str, password: str) -> bytes:
+        return hmac.new(self._cache_secret, f"{name}\0{password}".encode(), "sha256").digest()
 
 
 def random_password() -> str:

@@ -6,11 +6,8 @@ import asyncio
 import functools
 
 from gateway.detect import hygiene
-from gateway.model import Message
+from gateway.model import INLINE_LIMIT, Message
 from gateway.verdict import Finding, Outcome
-
-# Above this size the byte scans run in a thread so the event loop stays free.
-_THREAD_THRESHOLD = 256 * 1024
 
 
 class HygieneCheck:
@@ -26,6 +23,6 @@ class HygieneCheck:
         run = functools.partial(hygiene.inspect, message.raw,
                                 declared_8bitmime=env.declared_8bitmime, smtputf8=env.smtputf8,
                                 max_header_size=self.max_header_size)
-        hits = await asyncio.to_thread(run) if message.size > _THREAD_THRESHOLD else run()
+        hits = await asyncio.to_thread(run) if message.size >= INLINE_LIMIT else run()
         return [Finding(self.name, h.symbol, Outcome.HIT, (h.reason,), h.evidence)
                 for h in hits]

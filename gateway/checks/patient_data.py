@@ -20,7 +20,7 @@ from gateway.detect.nir import ContextWords, NirRules
 from gateway.detect.patient_data import Assessment, AssessRules, assess, unique_terms
 from gateway.detect.recipients import PATIENT_DOMAIN, RecipientClasses, domain_of
 from gateway.directory import Contacts
-from gateway.model import Direction, Message
+from gateway.model import INLINE_LIMIT, Direction, Message
 from gateway.policy import rules_dir
 from gateway.verdict import Finding, Outcome, Reason
 
@@ -121,8 +121,11 @@ class PatientDataCheck:
         if message.envelope.direction is not Direction.OUTBOUND:
             return []
         extraction = await message.extraction()
-        assessment = await asyncio.to_thread(assess, extraction.chunks, self.rules.assess,
-                                             self.lexicon)
+        if sum(len(c.text) for c in extraction.chunks) < INLINE_LIMIT:
+            assessment = assess(extraction.chunks, self.rules.assess, self.lexicon)
+        else:
+            assessment = await asyncio.to_thread(assess, extraction.chunks, self.rules.assess,
+                                                 self.lexicon)
         findings = self._detail_findings(assessment)
         notes = [n for n in extraction.notes if n.kind in NOT_INSPECTED]
         if notes:

@@ -17,8 +17,14 @@ from gateway.detect.nir import ContextWords, NirMatch, NirRules, find_nirs
 
 LEVELS = ("none", "medium", "high")
 
-_DATE = re.compile(r"(?<!\d)(?:0?[1-9]|[12]\d|3[01])[/.\-](?:0?[1-9]|1[0-2])[/.\-](?:19|20)\d\d"
-                   r"(?!\d)")
+# Starts with a plain \d so that the regex engine can skip to digits quickly;
+# the ranges and the "no digit before" rule are checked in Python on the few hits.
+_DATE = re.compile(r"\d(?<!\d\d)\d?[/.\-]\d\d?[/.\-](?:19|20)\d\d(?!\d)")
+
+
+def _is_date(text: str) -> bool:
+    day, month, _ = re.split(r"[/.\-]", text)
+    return 1 <= int(day) <= 31 and 1 <= int(month) <= 12
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,8 @@ def assess(chunks: Sequence[TextChunk], rules: AssessRules, lexicon: Lexicon) ->
             else:
                 out.markers.append(found)
         for m in _DATE.finditer(text):
+            if not _is_date(m.group(0)):
+                continue
             before = text[max(0, m.start() - 40):m.start()]
             if rules.birth_context.find(before):
                 out.birthdates.append(Located(chunk.source, chunk.container))

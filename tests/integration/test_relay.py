@@ -401,3 +401,42 @@ def test_builtin_refusals_are_french_first(make_gateway: MakeGW, relay_config: C
         assert code in (503, 553)
         code, msg = c.docmd("DATA")
         assert code == 503 and b"attendue" in msg
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 4096])
+def test_data_read_in_any_chunking_gives_the_same_message(
+        make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream,
+        chunk: int) -> None:
+    gw = make_gateway(relay_config)
+    body = ("Fin de phrase.\r\n.ligne qui commence par un point\r\n..deux\r\n.\r\n"
+            "x.\r\n" + "y" * 998 + "\r\nfin.\r\n")
+    raw = make_message(body=body)
+    stuffed = raw.replace(b"\r\n.", b"\r\n..")
+    with connect(gw) as c:
+        c.mail("camille@cabinet-kine.fr", ["BODY=8BITMIME"])
+        c.rcpt("a@example.org")
+        c.putcmd("data")
+        assert c.getreply()[0] == 354
+        wire = stuffed + b".\r\n"
+        for i in range(0, len(wire), chunk):
+            c.sock.sendall(wire[i:i + chunk])  # type: ignore[union-attr]
+        code, _ = c.getreply()
+        assert code == 250
+        assert c.noop()[0] == 250
+    _, rest = strip_received(upstream.messages[0].content)
+    assert rest == raw
+
+
+def test_a_line_over_998_characters_is_refused(make_gateway: MakeGW, relay_config: Config,
+                                              upstream: CapturingUpstream) -> None:
+    gw = make_gateway(relay_config)
+    with connect(gw) as c:
+        c.mail("camille@cabinet-kine.fr")
+        c.rcpt("a@example.org")
+        c.putcmd("data")
+        assert c.getreply()[0] == 354
+        c.send(make_message(body="z" * 1000 + "\r\n") + b".\r\n")
+        code, msg = c.getreply()
+        assert code == 500 and b"Ligne trop longue" in msg
+        assert c.noop()[0] == 250
+    assert upstream.messages == []

@@ -122,3 +122,20 @@ def test_self_signed_certificate_is_a_server_certificate(tmp_path: Path) -> None
     assert {"192.168.1.20", "127.0.0.1"} <= ips and "0.0.0.0" not in ips
     assert key_path.stat().st_mode & 0o777 == 0o600
     assert (tmp_path / "data").stat().st_mode & 0o777 == 0o700
+
+
+def test_login_cache_keeps_no_password_and_follows_the_file(tmp_path: Path) -> None:
+    uf = UsersFile(tmp_path / "users")
+    uf.add("camille", "long-enough-pw")
+    assert uf.verify_cached("camille", "long-enough-pw") is None  # nothing cached yet
+    user = uf.verify("camille", "long-enough-pw")
+    assert user is not None
+    uf.remember(user, "long-enough-pw")
+    assert uf.verify_cached("camille", "long-enough-pw") == user
+    assert uf.verify_cached("camille", "other-password") is None
+    assert all(b"long-enough-pw" not in k for k in uf._cache)
+    import time as _time
+
+    _time.sleep(0.01)
+    uf.add("camille", "a-new-password", replace=True)  # the file changes: cache emptied
+    assert uf.verify_cached("camille", "long-enough-pw") is None
