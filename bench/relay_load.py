@@ -919,6 +919,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile-vigie", metavar="FILE",
                    help="run vigie under cProfile and write its stats to FILE (slows vigie: "
                         "for finding hot spots, not for figures)")
+    p.add_argument("--hygiene-only", action="store_true",
+                   help="run vigie with only the hygiene check (the pipeline the submission "
+                        "gateway's targets were set for): [patient_data] enabled = false")
     p.add_argument("--keep", action="store_true",
                    help="keep the temporary folder (config, vigie.log, data) and print it")
     return p
@@ -966,6 +969,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     scenarios = resolve(args, parser)
+    if args.hygiene_only:  # read by vigie's config loader, inherited by its process
+        os.environ["VIGIE_PATIENT_DATA_ENABLED"] = "false"
     t0 = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="vigie-bench-"))
     try:

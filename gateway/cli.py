@@ -166,6 +166,9 @@ def cmd_config(args: argparse.Namespace) -> int:
     from gateway.policy import Policy
 
     Policy.load(cfg)
+    from gateway.checks import default_checks
+
+    default_checks(cfg)  # loads the rules, lexicon and contacts file: their errors too
     print(f"configuration correcte / configuration OK: {cfg.source or '(valeurs par défaut)'}")
     print(f"  soumission / submission: {', '.join(cfg.submission.listen)} (STARTTLS), "
           f"{', '.join(cfg.submission.listen_tls)} (TLS)")

@@ -437,6 +437,20 @@ def _validate(cfg: Config, *, file: str | None, text: str) -> None:
     if cfg.upstream.password and cfg.upstream.password_file:
         fail("upstream", "password", "password et password_file s'excluent",
              "password and password_file are mutually exclusive")
+    for domain in cfg.patient_data.trusted_domains:
+        if not re.fullmatch(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}",
+                            domain.strip().lower()):
+            fail("patient_data", "trusted_domains",
+                 f"{domain!r} n'est pas un nom de domaine (attendu : [\"cabinet.fr\", "
+                 "\"chu-exemple.fr\"])",
+                 f"{domain!r} is not a domain name (expected: [\"cabinet.fr\", \"chu.fr\"])")
+    marker = cfg.patient_data.override_marker
+    if marker and not re.fullmatch(r"\[[^\[\]]{6,60}\]", marker):
+        fail("patient_data", "override_marker",
+             "doit être un mot entre crochets d'au moins 6 caractères, par ex. "
+             "\"[envoi-non-securise]\", pour ne jamais apparaître par hasard",
+             "must be a word of at least 6 characters in brackets, e.g. "
+             "\"[envoi-non-securise]\", so that it never appears by chance")
     for key in ("contacts_file", "webmail_file"):
         value = getattr(cfg.patient_data, key)
         if value and not Path(value).expanduser().is_file():

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from gateway.checks import default_checks
 from gateway.config import Config
-from gateway.model import Message, prefix_subject, prepend_header, remove_from_subject
+from gateway.model import Direction, Message, prefix_subject, prepend_header, remove_from_subject
 from gateway.pipeline import Check, Pipeline
 from gateway.policy import Decision, Policy
 
@@ -36,8 +36,12 @@ class Engine:
                        if f.extra.get("strip_subject_marker")}:
             out = remove_from_subject(out, marker, str(message.parsed.get("subject", "")))
         if decision.action == "tag":
-            symbols = ", ".join(decision.symbols) or "none"
             out = prefix_subject(out, self.policy.tag_subject_prefix)
-            out = prepend_header(out, self.policy.tag_header,
-                                 f"tag; score={decision.score:g}; symbols={symbols}")
+            if message.envelope.direction is Direction.OUTBOUND:
+                # the recipient outside must not learn what was found (health data)
+                value = "tag"
+            else:
+                symbols = ", ".join(decision.symbols) or "none"
+                value = f"tag; score={decision.score:g}; symbols={symbols}"
+            out = prepend_header(out, self.policy.tag_header, value)
         return out

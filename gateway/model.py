@@ -11,6 +11,7 @@ import email.header
 import email.policy
 import enum
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -177,6 +178,19 @@ def _subject_span(raw: bytes) -> tuple[int, int] | None:
     return None
 
 
+_ACCENTED = {"a": "aàâäá", "e": "eéèêë", "i": "iîïí", "o": "oôöó", "u": "uùûüú", "c": "cç"}
+
+
+def loose_pattern(text: str) -> re.Pattern[str]:
+    """A case- and accent-insensitive regex for ``text`` («sécurisé» = «securise»)."""
+    out = []
+    for ch in unicodedata.normalize("NFKD", text.casefold()):
+        if unicodedata.combining(ch):
+            continue
+        out.append(f"[{_ACCENTED[ch]}]" if ch in _ACCENTED else re.escape(ch))
+    return re.compile("".join(out), re.IGNORECASE)
+
+
 def remove_from_subject(raw: bytes, marker: str, decoded_subject: str) -> bytes:
     """Take ``marker`` out of the Subject, literally when it is there in clear, else by
     re-encoding that one field. Every other byte stays as it was."""
@@ -190,9 +204,11 @@ def remove_from_subject(raw: bytes, marker: str, decoded_subject: str) -> bytes:
         new_field = pattern.sub(b"", field_bytes, count=1)
         new_field = re.sub(rb"^(subject[ \t]*:)[ \t]+", rb"\1 ", new_field, flags=re.IGNORECASE)
         return raw[:start] + new_field + raw[end:]
-    if marker.casefold() not in decoded_subject.casefold():
+    loose = loose_pattern(marker)
+    if not loose.search(decoded_subject):
         return raw
-    cleaned = re.sub(r"\s*" + re.escape(marker), "", decoded_subject, flags=re.IGNORECASE)
+    cleaned = re.sub(r"\s*" + loose.pattern, "", decoded_subject, count=1,
+                     flags=re.IGNORECASE)
     cleaned = cleaned.strip()
     newline = b"\r\n" if field_bytes.endswith(b"\r\n") else b"\n"
     encoded = cleaned if cleaned.isascii() else email.header.Header(cleaned, "utf-8").encode(

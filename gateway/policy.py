@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import textwrap
 import tomllib
 import unicodedata
 from collections.abc import Iterable, Mapping
@@ -43,7 +44,10 @@ class Reply:
 
     def render(self, charset: str = "utf-8") -> str:
         """Multi-line SMTP reply text for aiosmtpd's push() (no trailing CRLF)."""
-        lines = [line for text in self.lines for line in text.splitlines()] or [""]
+        # RFC 5321 4.5.3.1.5: a reply line is at most 512 octets; keep well under it
+        lines = [piece for text in self.lines for line in text.splitlines()
+                 for piece in (textwrap.wrap(line, 300, break_long_words=True,
+                                             subsequent_indent="  ") or [""])] or [""]
         if charset == "ascii":
             lines = [to_ascii(line) for line in lines]
         out = []

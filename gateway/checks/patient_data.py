@@ -8,6 +8,7 @@ The policy decides (by default: reject patient data to webmail).
 from __future__ import annotations
 
 import asyncio
+import functools
 import tomllib
 from dataclasses import dataclass
 from email.utils import getaddresses
@@ -16,14 +17,17 @@ from typing import Any
 
 from gateway.config import Config, ConfigError
 from gateway.detect.lexicon import Lexicon
-from gateway.detect.nir import ContextWords, NirRules
+from gateway.detect.nir import ContextWords, NirRules, mask_numbers
 from gateway.detect.patient_data import Assessment, AssessRules, assess, unique_terms
 from gateway.detect.recipients import PATIENT_DOMAIN, RecipientClasses, domain_of
 from gateway.directory import Contacts
-from gateway.model import INLINE_LIMIT, Direction, Message
+from gateway.model import INLINE_LIMIT, Direction, Message, loose_pattern
 from gateway.policy import rules_dir
 from gateway.verdict import Finding, Outcome, Reason
 
+# More recipients than this: a mailing (newsletter, information), not a patient's file.
+BULK_RECIPIENTS = 10
+IMAGE_FORMATS = frozenset({"png", "jpeg", "gif", "tiff", "heic", "bmp", "webp"})
 NOT_INSPECTED = {"image_not_inspected", "encrypted", "unsupported", "limit", "error"}
 NOTE_FR = {"image_not_inspected": "image ou document scanné, non lu",
            "encrypted": "protégé par mot de passe, non lu",
@@ -56,6 +60,8 @@ class PatientDataRules:
                              int(nir.get("negative_window", 40))),
                 birth_context=ContextWords(data["identifiers"]["birth_context"]),
                 weak_markers=frozenset(data["markers"]["weak"]),
+                personal_context=ContextWords(data["identifiers"]["personal_context"]),
+                personal_window=int(data["identifiers"].get("personal_window", 120)),
             )
             marker = cfg.patient_data.override_marker or str(data["override"]["subject_marker"])
         except FileNotFoundError:
@@ -67,6 +73,14 @@ class PatientDataRules:
         webmail = _domain_list(folder / "webmail_domains.txt")
         if cfg.patient_data.webmail_file:
             webmail += _domain_list(Path(cfg.patient_data.webmail_file).expanduser())
+        free = RecipientClasses.build(webmail)
+        for domain in cfg.patient_data.trusted_domains:
+            if free.classify(f"x@{domain}") == "webmail":
+                raise ConfigError(
+                    f"{domain} est une messagerie gratuite : elle ne peut pas être « de "
+                    "confiance » pour des données de santé",
+                    f"{domain} is a free webmail: it cannot be trusted with health data",
+                    file=cfg.source, key="[patient_data] trusted_domains")
         contacts = Contacts.empty()
         if cfg.patient_data.contacts_file:
             contacts = Contacts.load_csv(Path(cfg.patient_data.contacts_file).expanduser())
@@ -90,12 +104,24 @@ _SOURCE_FR = {"subject": "objet", "body (text/plain)": "texte du message",
 
 
 def source_fr(source: str) -> str:
+    source = mask_numbers(source).replace("(member names)", "(noms des fichiers)")
     for en, fr in _SOURCE_FR.items():
         if source == en:
             return fr
         if source.endswith("/" + en):
             return source[: -len(en)] + fr
     return source
+
+
+def source_en(source: str) -> str:
+    return mask_numbers(source)
+
+
+def _list(items: list[str], limit: int = 4) -> str:
+    """At most ``limit`` items, then '(+N)': a refusal must stay readable."""
+    shown = list(dict.fromkeys(items))
+    more = len(shown) - limit
+    return ", ".join(shown[:limit]) + (f" (+{more})" if more > 0 else "")
 
 
 def _quote(items: list[str], limit: int = 6) -> str:
@@ -121,34 +147,57 @@ class PatientDataCheck:
         if message.envelope.direction is not Direction.OUTBOUND:
             return []
         extraction = await message.extraction()
+        bulk = len(message.envelope.rcpt_tos) > BULK_RECIPIENTS
         if sum(len(c.text) for c in extraction.chunks) < INLINE_LIMIT:
-            assessment = assess(extraction.chunks, self.rules.assess, self.lexicon)
+            assessment = assess(extraction.chunks, self.rules.assess, self.lexicon, bulk=bulk)
         else:
-            assessment = await asyncio.to_thread(assess, extraction.chunks, self.rules.assess,
-                                                 self.lexicon)
+            assessment = await asyncio.to_thread(
+                functools.partial(assess, bulk=bulk), extraction.chunks, self.rules.assess,
+                self.lexicon)
         findings = self._detail_findings(assessment)
         notes = [n for n in extraction.notes if n.kind in NOT_INSPECTED]
         if notes:
             findings.append(Finding(self.name, "PD_NOT_INSPECTED", Outcome.HIT, (Reason(
-                "pièces jointes non inspectées : " + "; ".join(
-                    f"{source_fr(n.source)} ({NOTE_FR.get(n.kind, n.kind)})" for n in notes[:6]),
-                "attachments not inspected: " + "; ".join(
-                    f"{n.source} ({NOTE_EN.get(n.kind, n.kind)})" for n in notes[:6])),),
+                "pièces jointes non inspectées : " + _list([
+                    f"{source_fr(n.source)} ({NOTE_FR.get(n.kind, n.kind)})" for n in notes], 3),
+                "attachments not inspected: " + _list([
+                    f"{source_en(n.source)} ({NOTE_EN.get(n.kind, n.kind)})" for n in notes], 3)),),
                 tuple(sorted({n.kind for n in notes}))))
         subject = str(message.parsed.get("subject", "") or "")
         marker = self.rules.override_marker
-        override = bool(marker) and marker.casefold() in subject.casefold()
+        override = bool(marker) and loose_pattern(marker).search(subject) is not None
         level = assessment.level
         strip: dict[str, Any] = {"strip_subject_marker": marker} if override else {}
         webmail = sorted({domain_of(r) for r in message.envelope.rcpt_tos
                           if self.rules.classes.classify(r) == "webmail"})
-        if notes and webmail and level == "none":
-            # nothing readable was found, but something could not be read at all
-            findings.append(Finding(self.name, "PD_UNINSPECTED_TO_WEBMAIL", Outcome.HIT, (Reason(
-                f"pièces jointes non lisibles vers une messagerie gratuite ({', '.join(webmail)})"
-                " : vérifiez qu'elles ne contiennent pas de données de patient",
-                f"unreadable attachments to free webmail ({', '.join(webmail)}): make sure they "
-                "hold no patient data"),), tuple(webmail)))
+        formats = {a.source: a.format for a in extraction.attachments}
+        # A photo is only reported; what could hide a text (a scanned PDF, an
+        # encrypted or unreadable file, an archive past the limits) is not let out
+        # to webmail unread.
+        unread = [n for n in notes if not (n.kind == "image_not_inspected"
+                                           and formats.get(n.source, "pdf") in IMAGE_FORMATS)]
+        if unread and webmail and level == "none":
+            if override:
+                findings.append(Finding(self.name, "PATIENT_DATA_OVERRIDE", Outcome.HIT, (Reason(
+                    "envoi non sécurisé demandé par le praticien (pièces non lisibles)",
+                    "unsecured sending requested by the practitioner (unreadable parts)"),),
+                    (), {**strip, "audit": {"event": "override",
+                                            "sender": message.envelope.mail_from,
+                                            "recipient_domains": webmail,
+                                            "level": "uninspected"}}))
+                return findings
+            parts_fr = _list([source_fr(n.source) for n in unread], 3)
+            parts_en = _list([source_en(n.source) for n in unread], 3)
+            findings.append(Finding(self.name, "PD_UNINSPECTED_TO_WEBMAIL", Outcome.HIT, (
+                Reason(f"destinataire(s) sur une messagerie gratuite ({_list(webmail)}) et "
+                       f"pièce(s) que vigie n'a pas pu lire : {parts_fr}",
+                       f"recipient(s) on free webmail ({_list(webmail)}) and part(s) vigie "
+                       f"could not read: {parts_en}"),
+                Reason("si elles contiennent des données de patient, envoyez-les par MSSanté ; "
+                       f"sinon, ajoutez {marker} à l'objet et renvoyez",
+                       "if they hold patient data, send them through MSSanté; otherwise add "
+                       f"{marker} to the subject and send again")), tuple(webmail), strip))
+            return findings
         if level == "none":
             if override:  # the marker is ours: never let it reach the recipient
                 findings.append(Finding(self.name, "PD_OVERRIDE_UNUSED", Outcome.HIT, (),
@@ -162,10 +211,15 @@ class PatientDataCheck:
         if a.nirs:
             masked = list(dict.fromkeys(n.nir.masked for n in a.nirs))
             where = list(dict.fromkeys(n.source for n in a.nirs))
-            where_fr = [source_fr(w) for w in where]
+            label_fr = "numéro de sécurité sociale" if len(masked) == 1 else (
+                f"{len(masked)} numéros de sécurité sociale")
+            label_en = "social security number" if len(masked) == 1 else (
+                f"{len(masked)} social security numbers")
             out.append(Finding(self.name, "PD_NIR", Outcome.HIT, (Reason(
-                f"numéro de sécurité sociale : {', '.join(masked)} (dans : {', '.join(where_fr)})",
-                f"social security number: {', '.join(masked)} (in: {', '.join(where)})"),),
+                f"{label_fr} : {_list(masked, 3)} (dans : "
+                f"{_list([source_fr(w) for w in where], 3)})",
+                f"{label_en}: {_list(masked, 3)} "
+                f"(in: {_list([source_en(w) for w in where], 3)})"),),
                 tuple(masked), {"confidence": max((n.nir.confidence for n in a.nirs),
                                                   key=("medium", "high").index)}))
         diagnoses = unique_terms(d for d in a.diagnoses)
@@ -206,9 +260,9 @@ class PatientDataCheck:
                 (), {**strip, "audit": audit})
         suggestions, fr, en = self._advice(message, a, unsafe)
         reasons = (
-            Reason(f"destinataire(s) non sécurisé(s) : {', '.join(unsafe)} — une messagerie "
+            Reason(f"destinataire(s) non sécurisé(s) : {_list(unsafe)} — une messagerie "
                    "gratuite n'est pas une messagerie de santé sécurisée (MSSanté)",
-                   f"unsecured recipient(s): {', '.join(unsafe)} — free webmail is not a "
+                   f"unsecured recipient(s): {_list(unsafe)} — free webmail is not a "
                    "secure health messaging (MSSanté)"),
             *(Reason(f, e) for f, e in zip(fr, en, strict=True)),
             Reason(f"si le patient a demandé expressément un envoi par messagerie ordinaire : "

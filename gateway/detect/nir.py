@@ -15,12 +15,12 @@ from dataclasses import dataclass
 
 # One separator at a group boundary: spaces (incl. NBSP and narrow NBSP),
 # dots, dashes, or a line break (with e-mail quoting "> " after it).
-_SEP = r"(?:[ \t\u00a0\u202f.\-]{1,3}|[ \t]*\r?\n[> \t]*)"
+_SEP = r"(?:[ \t\u00a0\u202f.\-\u2010\u2011\u2013\u2014]{1,3}|[ \t]*\r?\n[> \t]*)"
 # Before the key no tab: tabs separate table cells, and a number in the next
 # cell is not a key.
-_SEP_KEY = r"(?:[ \u00a0\u202f.\-]{1,3}|[ ]*\r?\n[> ]*)"
+_SEP_KEY = r"(?:[ \u00a0\u202f.\-\u2010\u2011\u2013\u2014]{1,3}|[ ]*\r?\n[> ]*)"
 _KEY_SEP = (r"(?:" + _SEP_KEY + r"?\(?[ \u00a0\u202f]*(?:cl[eé]|CL[EÉ]|Cl[eé])[ \u00a0\u202f]*"
-            r":?[ \u00a0\u202f]*|" + _SEP_KEY + r"?)")
+            r":?[ \u00a0\u202f]*|" + _SEP_KEY + r"?\(?)")
 _NIR_RE = re.compile(
     # The look-behind comes after the first character so that the regex engine can
     # skip ahead with its fast first-character scan (about 1.5x faster).
@@ -72,9 +72,21 @@ def mask(value: str) -> str:
     return head + (f" {value[13:15]}" if len(value) >= 15 else "")
 
 
+_LONG_NUMBER = re.compile(r"\d(?:[\d ._\-]?(?:\d|2[ABab])){8,}")
+
+
+def mask_numbers(text: str) -> str:
+    """Hide the middle of every long number in a file name or path (a NIR can be
+    written there): 'Dupont_185057800608491.pdf' -> 'Dupont_18505••••••••91.pdf'."""
+    def hide(m: re.Match[str]) -> str:
+        s = m.group(0)
+        return s[:5] + MASK * (len(s) - 7) + s[-2:]
+    return _LONG_NUMBER.sub(hide, text)
+
+
 def structure_ok(s: str, mm: str, dep: str, com: str, order: str, *, keyless: bool) -> bool:
-    if s in "78" and not keyless:
-        return False  # old provisional numbers had no key
+    # 7/8: old provisional numbers (13 characters) and NIAs (built like a NIR, key
+    # included): both are accepted, with or without key.
     if mm not in _VALID_MONTHS:
         return False
     if order == "000":
@@ -95,7 +107,7 @@ def structure_ok(s: str, mm: str, dep: str, com: str, order: str, *, keyless: bo
 def is_valid_nir(text: str) -> bool:
     """A 15-character NIR (no separators) with a valid structure and key."""
     value = text.strip().upper()
-    if not re.fullmatch(r"[1-4]\d{4}(?:\d\d|2[AB])\d{8}", value):
+    if not re.fullmatch(r"[1-478]\d{4}(?:\d\d|2[AB])\d{8}", value):
         return False
     if not structure_ok(value[0], value[3:5], value[5:7], value[7:10], value[10:13],
                         keyless=False):

@@ -1,8 +1,12 @@
 """Patient-data assessment over extracted text: NIRs, diagnoses, markers, identifiers. Pure.
 
-Levels: a NIR is patient data by itself (its own confidence); a diagnosis or a
-strong document marker is *medium*, *high* next to a patient identifier (a
-NIR, or a date of birth introduced as such).
+Levels: a NIR is patient data by itself (its own confidence). A diagnosis is
+*medium* when it is about someone — in an attached document, or next to words
+that point at a person («votre», «Mme», «souffre»…) — and *high* next to a
+patient identifier (a NIR, or a date of birth introduced as such). A diagnosis
+in general information (a newsletter: «prévenir la tendinite») or in a
+signature's list of specialities is not patient data. Document markers
+(ordonnance, bilan…) count in attachments, or beside a diagnosis or identifier.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class FoundNir(Located):
 @dataclass(frozen=True)
 class FoundTerm(Located):
     term: TermMatch
+    written: str = ""  # the words as the sender wrote them
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,8 @@ class AssessRules:
     nir: NirRules
     birth_context: ContextWords
     weak_markers: frozenset[str]  # canonical lexicon terms that do not count alone
+    personal_context: ContextWords = field(default_factory=lambda: ContextWords(()))
+    personal_window: int = 120
 
 
 @dataclass
@@ -59,6 +66,7 @@ class Assessment:
     markers: list[FoundTerm] = field(default_factory=list)
     weak_markers: list[FoundTerm] = field(default_factory=list)
     birthdates: list[Located] = field(default_factory=list)
+    general: list[FoundTerm] = field(default_factory=list)  # health words about no one
 
     @property
     def identifier(self) -> bool:
@@ -69,19 +77,53 @@ class Assessment:
         level = "none"
         if self.nirs:
             level = "high" if any(n.nir.confidence == "high" for n in self.nirs) else "medium"
-        if self.diagnoses or self.markers:
+        if self.diagnoses or (self.markers and self.attached_markers):
             level = "high" if self.identifier else max(level, "medium", key=LEVELS.index)
         return level
 
+    @property
+    def attached_markers(self) -> bool:
+        return any(m.container not in TEXT_CONTAINERS for m in self.markers) or bool(
+            self.diagnoses or self.nirs or self.birthdates)
+
     def distinct_matricules(self) -> list[str]:
         return sorted({n.nir.matricule for n in self.nirs})
+
+
+# Text the sender typed in the mail itself, as opposed to attached documents.
+TEXT_CONTAINERS = frozenset({"subject", "text", "html"})
+_LINE = re.compile(r"[^\n]*")
 
 
 def _fold_key(text: str) -> str:
     return text.casefold()
 
 
-def assess(chunks: Sequence[TextChunk], rules: AssessRules, lexicon: Lexicon) -> Assessment:
+def _speciality_lines(text: str, terms: list[TermMatch]) -> set[int]:
+    """Start offsets of terms sitting in a list of specialities (a signature line such
+    as «Rééducation périnéale - Kinésithérapie respiratoire - Scoliose»)."""
+    out: set[int] = set()
+    for line in _LINE.finditer(text):
+        inside = [t for t in terms if line.start() <= t.start < line.end()]
+        if len(inside) < 2:
+            continue
+        words = len(re.findall(r"\w+", line.group(0)))
+        covered = sum(len(re.findall(r"\w+", text[t.start:t.end])) for t in inside)
+        if covered * 2 >= words:
+            out.update(t.start for t in inside)
+    return out
+
+
+def _signature_start(text: str) -> int:
+    """Where a signature block begins (RFC 3676 «-- » line), or the text's length."""
+    m = re.search(r"(?m)^-- ?$", text)
+    return m.start() if m else len(text)
+
+
+def assess(chunks: Sequence[TextChunk], rules: AssessRules, lexicon: Lexicon,
+           *, bulk: bool = False) -> Assessment:
+    """``bulk``: a mail to many recipients (a newsletter): health words in its text
+    are general information unless an identifier says otherwise."""
     out = Assessment()
     weak = {_fold_key(w) for w in rules.weak_markers}
     for chunk in chunks:
@@ -90,10 +132,19 @@ def assess(chunks: Sequence[TextChunk], rules: AssessRules, lexicon: Lexicon) ->
             continue
         for nir in find_nirs(text, rules.nir):
             out.nirs.append(FoundNir(chunk.source, chunk.container, nir))
-        for term in lexicon.find(text):
-            found = FoundTerm(chunk.source, chunk.container, term)
-            if term.kind in ("diagnosis", "cim10"):
-                out.diagnoses.append(found)
+        terms = lexicon.find(text)
+        typed = chunk.container in TEXT_CONTAINERS
+        listed = _speciality_lines(text, terms) if typed else set()
+        signature = _signature_start(text) if typed else len(text)
+        for term in terms:
+            found = FoundTerm(chunk.source, chunk.container, term, text[term.start:term.end])
+            if typed and (term.start in listed or term.start >= signature):
+                out.general.append(found)
+            elif term.kind in ("diagnosis", "cim10"):
+                personal = not typed or (not bulk and rules.personal_context.find(
+                    text[max(0, term.start - rules.personal_window):
+                         term.end + rules.personal_window]))
+                (out.diagnoses if personal else out.general).append(found)
             elif _fold_key(term.term) in weak:
                 out.weak_markers.append(found)
             else:
@@ -108,7 +159,9 @@ def assess(chunks: Sequence[TextChunk], rules: AssessRules, lexicon: Lexicon) ->
 
 
 def unique_terms(found: Iterable[FoundTerm]) -> list[str]:
-    seen: dict[str, None] = {}
+    """The terms as the sender wrote them (one spelling each), to quote back."""
+    seen: dict[str, str] = {}
     for f in found:
-        seen.setdefault(f.term.term, None)
-    return list(seen)
+        written = " ".join((f.written or f.term.term).split())
+        seen.setdefault(written.casefold(), written)
+    return list(seen.values())

@@ -331,3 +331,21 @@ def test_broken_users_file_and_data_dir_give_messages_not_tracebacks(tmp_path: P
     cfg.write_text(f'[auth]\nusers_file = "{tmp_path}"\n')
     r = run("user", "list", "--config", str(cfg))
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(("section", "needle"), [
+    ('trusted_domains = ["gmail.com"]', "messagerie gratuite"),
+    ('trusted_domains = "gmail.com, chu.fr"', "n'est pas un nom de domaine"),
+    ('trusted_domains = ["https://chu.fr"]', "n'est pas un nom de domaine"),
+    ('override_marker = "ok"', "override_marker"),
+    ("contacts_file = \"{contacts}\"", "en-tête attendu"),
+])
+def test_config_check_validates_patient_data(tmp_path: Path, section: str,
+                                             needle: str) -> None:
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text("nom,email\nDupont,d@gmail.com\n")
+    cfg = tmp_path / "v.toml"
+    cfg.write_text("[patient_data]\n" + section.replace("{contacts}", str(contacts)) + "\n")
+    r = run("config", "check", str(cfg))
+    assert r.returncode == 2, r.stdout
+    assert needle in r.stderr and "Traceback" not in r.stderr

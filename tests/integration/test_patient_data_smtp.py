@@ -193,3 +193,81 @@ def test_vigie_check_reports_it_all(tmp_path: Path) -> None:
     nir = next(f for f in out["findings"] if f["symbol"] == "PD_NIR")
     assert nir["evidence"] == [MASKED]
     assert NIR_TEXT not in r.stdout
+
+
+@pytest.mark.parametrize("body", [
+    "Bonjour, je vous confirme le rendez-vous de mardi. Merci d'apporter votre ordonnance "
+    "et votre carte vitale.\n\nCamille Martin, masseur-kinésithérapeute\n"
+    "Rééducation périnéale - Kinésithérapie respiratoire - Traitement de la scoliose",
+    "Pensez à renouveler votre ordonnance avant la fin du mois.",
+    "Le cabinet propose la kinésithérapie respiratoire pour les bébés.",
+    "Saison de la bronchiolite : le cabinet est ouvert le week-end.",
+    "Reprise du sport après une entorse : nos conseils.",
+    "5 exercices pour prévenir la tendinite du coude.",
+    "Documents à apporter : prescription médicale, carte vitale.",
+    "Bonjour,\nà mardi !\n-- \nCamille, kinésithérapeute — lombalgie, sciatique, "
+    "cervicalgie, capsulite",
+])
+def test_everyday_practice_mail_to_a_patient_is_not_refused(
+        make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream,
+        body: str) -> None:
+    gw = make_gateway(relay_config)
+    code, text = send(gw, ["c.leroy@orange.fr"], mail("c.leroy@orange.fr", "Cabinet", body))
+    assert code == 250, text
+
+
+def test_a_refusal_stays_readable_with_hundreds_of_patients(
+        make_gateway: MakeGW, relay_config: Config, tmp_path: Path) -> None:
+    from gateway.detect.nir import nir_key
+
+    rows = ["nom;nir;diagnostic"]
+    for i in range(300):
+        first = f"1850578006{i:03d}"
+        rows.append(f"Patient {i};{first}{nir_key(first):02d};lombalgie")
+    gw = make_gateway(relay_config)
+    bcc = [f"p{i}@gmail.com" for i in range(40)]
+    code, text = send(gw, bcc, mail("moi@gmail.com", "Liste", "Voici la liste.",
+                                    [("Dupont_185057800608491.csv",
+                                      "\n".join(rows).encode(), "text/csv")]))
+    assert code == 550
+    assert all(len(line.encode()) <= 512 for line in text.split("\n"))
+    assert "185057800608491" not in text  # not even through the file name
+    assert "(+" in text
+
+
+def test_accented_override_marker_and_nia(make_gateway: MakeGW, relay_config: Config,
+                                          upstream: CapturingUpstream) -> None:
+    gw = make_gateway(relay_config)
+    code, _ = send(gw, ["patient@gmail.com"],
+                   mail("patient@gmail.com", "[envoi-non-sécurisé] Votre bilan", BILAN))
+    assert code == 250
+    assert b"envoi-non" not in upstream.messages[0].content
+    from gateway.detect.nir import nir_key
+
+    nia = "8850599216084"
+    code, _ = send(gw, ["patient@gmail.com"], mail(
+        "patient@gmail.com", "NIA", f"Votre NIA : {nia}{nir_key(nia):02d}"))
+    assert code == 550
+
+
+def test_unreadable_attachment_to_webmail_is_refused_unless_overridden(
+        make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream) -> None:
+    from tests.samples_builder import make_png, make_zip
+
+    gw = make_gateway(relay_config)
+    locked = make_zip({"bilan.txt": b"secret"}, password=True)
+    code, text = send(gw, ["patient@gmail.com"], mail(
+        "patient@gmail.com", "Documents", "Bonjour, voici les documents.",
+        [("dossier.zip", locked, "application/zip")]))
+    assert code == 550 and "dossier.zip" in text and "[envoi-non-securise]" in text
+    # a photo alone is reported, not refused
+    code, _ = send(gw, ["patient@gmail.com"], mail(
+        "patient@gmail.com", "Photo", "La photo de l'exercice.",
+        [("exercice.png", make_png(), "image/png")]))
+    assert code == 250
+    code, _ = send(gw, ["patient@gmail.com"], mail(
+        "patient@gmail.com", "Documents [envoi-non-securise]", "Bonjour.",
+        [("dossier.zip", locked, "application/zip")]))
+    assert code == 250
+    assert len(upstream.messages) == 2
+    assert AuditLog(relay_config.audit_log).entries()[-1]["level"] == "uninspected"

@@ -110,7 +110,7 @@ def test_masking_and_matricule() -> None:
     ("1", "05", "97", "906", "084", False),
     ("1", "05", "99", "352", "084", True),    # born abroad (country 352)
     ("1", "05", "78", "006", "000", False),   # order 000
-    ("7", "05", "78", "006", "084", False),   # provisional numbers had no key
+    ("7", "05", "78", "006", "084", True),    # NIA / provisional number
 ])
 def test_structure(s: str, mm: str, dep: str, com: str, order: str, ok: bool) -> None:
     assert structure_ok(s, mm, dep, com, order, keyless=False) is ok
