@@ -510,7 +510,11 @@ def load(path: str | os.PathLike[str] | None = None, *, environ: dict[str, str] 
     for name, value in environ.items():
         if not name.startswith("VIGIE_") or name == "VIGIE_CONFIG":
             continue
-        section, _, key = name[len("VIGIE_"):].lower().partition("_")
+        rest = name[len("VIGIE_"):].lower()
+        # section names may hold an underscore themselves (patient_data)
+        section = next((s for s in sorted(section_names, key=len, reverse=True)
+                        if rest.startswith(s + "_")), "")
+        key = rest[len(section) + 1:] if section else ""
         if section not in section_names or not key:
             raise ConfigError(
                 f"variable d'environnement inconnue {name} (forme : VIGIE_SECTION_CLÉ, sections "

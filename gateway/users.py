@@ -18,7 +18,10 @@ from pathlib import Path
 from gateway.quarantine.folder import durable_write_file, ensure_private_dir
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}$")
-_LN, _R, _P = 15, 8, 1
+# N=2^14, r=8, p=2: the CPU cost of N=2^15, p=1 with half the memory (16 MiB per
+# check), so that a burst of logins stays within the gateway's memory budget.
+# Parameters are stored in each hash: older hashes keep verifying.
+_LN, _R, _P = 14, 8, 2
 _MAXMEM = 64 * 1024 * 1024
 
 

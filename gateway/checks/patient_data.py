@@ -61,6 +61,7 @@ class PatientDataRules:
                 birth_context=ContextWords(data["identifiers"]["birth_context"]),
                 weak_markers=frozenset(data["markers"]["weak"]),
                 personal_context=ContextWords(data["identifiers"]["personal_context"]),
+                general_context=ContextWords(data["identifiers"]["general_context"]),
                 personal_window=int(data["identifiers"].get("personal_window", 120)),
             )
             marker = cfg.patient_data.override_marker or str(data["override"]["subject_marker"])

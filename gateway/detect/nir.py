@@ -86,7 +86,8 @@ def mask_numbers(text: str) -> str:
 
 def structure_ok(s: str, mm: str, dep: str, com: str, order: str, *, keyless: bool) -> bool:
     # 7/8: old provisional numbers (13 characters) and NIAs (built like a NIR, key
-    # included): both are accepted, with or without key.
+    # included): both accepted, with or without key, but only next to a context
+    # word (find_nirs), as random numbers would otherwise pass too often.
     if mm not in _VALID_MONTHS:
         return False
     if order == "000":
@@ -178,6 +179,8 @@ def find_nirs(text: str, rules: NirRules) -> list[NirMatch]:
             word = "clé"  # the key was introduced by «clé»: that is context enough
         if word:
             out.append(NirMatch(value13 + key, m.start(), m.end(), "high", True, word))
+        elif m.group("s") in "78":
+            continue  # a NIA (7/8) only next to a context word: random numbers look alike
         elif not rules.negative.find(text[max(0, m.start() - rules.negative_window):m.start()]):
             out.append(NirMatch(value13 + key, m.start(), m.end(), "medium", True, ""))
     return out

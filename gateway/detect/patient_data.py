@@ -1,8 +1,9 @@
 """Patient-data assessment over extracted text: NIRs, diagnoses, markers, identifiers. Pure.
 
 Levels: a NIR is patient data by itself (its own confidence). A diagnosis is
-*medium* when it is about someone — in an attached document, or next to words
-that point at a person («votre», «Mme», «souffre»…) — and *high* next to a
+*medium* when it may be about someone — in an attached document, next to words
+that point at a person («votre», «Mme», «souffre»…), or simply not worded as
+general information («prévenir», «nos conseils», «atelier»…) — and *high* next to a
 patient identifier (a NIR, or a date of birth introduced as such). A diagnosis
 in general information (a newsletter: «prévenir la tendinite») or in a
 signature's list of specialities is not patient data. Document markers
@@ -56,6 +57,7 @@ class AssessRules:
     birth_context: ContextWords
     weak_markers: frozenset[str]  # canonical lexicon terms that do not count alone
     personal_context: ContextWords = field(default_factory=lambda: ContextWords(()))
+    general_context: ContextWords = field(default_factory=lambda: ContextWords(()))
     personal_window: int = 120
 
 
@@ -141,9 +143,13 @@ def assess(chunks: Sequence[TextChunk], rules: AssessRules, lexicon: Lexicon,
             if typed and (term.start in listed or term.start >= signature):
                 out.general.append(found)
             elif term.kind in ("diagnosis", "cim10"):
-                personal = not typed or (not bulk and rules.personal_context.find(
-                    text[max(0, term.start - rules.personal_window):
-                         term.end + rules.personal_window]))
+                window = text[max(0, term.start - rules.personal_window):
+                              term.end + rules.personal_window]
+                # about someone, unless it reads as general information with no
+                # one named («nos conseils pour prévenir la tendinite»)
+                personal = not typed or (not bulk and (
+                    bool(rules.personal_context.find(window))
+                    or not rules.general_context.find(window)))
                 (out.diagnoses if personal else out.general).append(found)
             elif _fold_key(term.term) in weak:
                 out.weak_markers.append(found)

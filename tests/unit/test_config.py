@@ -177,3 +177,10 @@ def test_error_outcome_can_never_deliver() -> None:
 
     with pytest.raises(ConfigError, match="never passes"):
         Policy.from_data({"outcomes": {"ERROR": "deliver"}})
+
+
+def test_environment_reaches_sections_with_underscores() -> None:
+    cfg = load(environ={"VIGIE_PATIENT_DATA_ENABLED": "false",
+                        "VIGIE_PATIENT_DATA_TRUSTED_DOMAINS": "cabinet.fr, chu-x.fr"})
+    assert cfg.patient_data.enabled is False
+    assert cfg.patient_data.trusted_domains == ["cabinet.fr", "chu-x.fr"]

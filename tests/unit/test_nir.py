@@ -194,3 +194,11 @@ def test_bench_regressions(text: str, expected: list[tuple[str, str]]) -> None:
     rules = NirRules(RULES.context, ContextWords(["matricule ins", "carte vitale", "nir"]),
                      ContextWords(["facture", "tél", "n° de suivi"]))
     assert [(m.value, m.confidence) for m in find_nirs(text, rules)] == expected
+
+
+def test_nia_needs_a_context_word() -> None:
+    first = "8850599216084"
+    value = first + f"{nir_key(first):02d}"
+    assert found(f"NIA : {value}") == []  # «nia» is not in this test's context list
+    assert found(f"matricule INS {value}") == [(value, "high")]
+    assert found(f"Le bordereau {value} accompagne l'envoi.") == []
