@@ -162,7 +162,7 @@ class UsersFile:
         if stamp != self._cache_stamp:
             self._cache.clear()
             self._cache_stamp = stamp
-        key = self._cache_key(name, password)
+        key = self.cache_key(name, password)
         hit = self._cache.get(key)
         if hit is not None and hit[1] > time.monotonic():
             return hit[0]
@@ -171,10 +171,10 @@ class UsersFile:
     def remember(self, user: User, password: str) -> None:
         if len(self._cache) > 1000:
             self._cache.clear()
-        self._cache[self._cache_key(user.name, password)] = (user,
+        self._cache[self.cache_key(user.name, password)] = (user,
                                                               time.monotonic() + CACHE_TTL)
 
-    def _cache_key(self, name: str, password: str) -> bytes:
+    def cache_key(self, name: str, password: str) -> bytes:
         return hmac.new(self._cache_secret, f"{name}\0{password}".encode(), "sha256").digest()
 
 

@@ -81,7 +81,8 @@ class SubmissionHandler:
         self.users = users
         self.hold_folder = hold
         self.audit = AuditLog(cfg.audit_log)
-        self._verify_slots = asyncio.Semaphore(2)
+        self._verify_slots = asyncio.Semaphore(1)
+        self._verifying: dict[bytes, asyncio.Future[User | None]] = {}
 
     # --- AUTH ---------------------------------------------------------
     async def _read_credentials(self, server: SMTP, args: list[str]
@@ -133,17 +134,7 @@ class SubmissionHandler:
             return creds
         login, password = creds
         if self.cfg.auth_mode == "local":
-            # scrypt takes 32 MiB and ~0.1 s of CPU: a burst of logins (twenty
-            # mail programs at 8 a.m.) waits its turn instead of taking 640 MiB.
-            cached = self.users.verify_cached(login, password)
-            if isinstance(cached, User):
-                user: User | None = cached
-            else:
-                async with self._verify_slots:
-                    user = await asyncio.to_thread(self.users.verify, login, password)
-                if user is not None:
-                    self.users.remember(user, password)
-            ok = user is not None
+            ok = await self._verify_local(login, password) is not None
         else:
             try:
                 hop = await self.hop_factory(login, password)
@@ -178,6 +169,29 @@ class SubmissionHandler:
                 server.transport.close()
             return None
         return "535 5.7.8 Identifiant ou mot de passe refusé / Authentication credentials invalid"
+
+    async def _verify_local(self, login: str, password: str) -> User | None:
+        """scrypt costs 16 MiB and ~0.1 s of CPU. A burst of logins (every mail
+        program of the practice at 8 a.m., or one program sending ten messages)
+        checks each distinct pair once, one at a time; later logins with the same
+        pair use the keyed-hash cache."""
+        cached = self.users.verify_cached(login, password)
+        if cached is not None:
+            return cached
+        key = self.users.cache_key(login, password)
+        pending = self._verifying.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self._verify_once(login, password))
+            self._verifying[key] = pending
+            pending.add_done_callback(lambda _: self._verifying.pop(key, None))
+        return await asyncio.shield(pending)
+
+    async def _verify_once(self, login: str, password: str) -> User | None:
+        async with self._verify_slots:
+            user = await asyncio.to_thread(self.users.verify, login, password)
+        if user is not None:
+            self.users.remember(user, password)
+        return user
 
     async def handle_exception(self, error: Exception) -> str:
         # The text of an exception may quote the message: log its type only.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import signal
 import ssl
 from pathlib import Path
@@ -64,6 +65,7 @@ _TRANSLATIONS = {
     "554 Command refused due to lack of security":
         "554 5.7.0 Refusé : connexion non sécurisée / Command refused due to lack of security",
 }
+_UNSTUFF = re.compile(rb"(?:^|(?<=\r\n))\.")
 _TOO_BIG = ("552 Error: message size exceeds fixed maximum message size",
             "552 Error: Too much mail data")
 
@@ -116,8 +118,11 @@ class VigieSMTP(SMTP):
             await self.push("552 Error: Too much mail data")
             self._set_post_data_state()  # type: ignore[no-untyped-call]
             return
-        # De-transparency (RFC 5321 4.5.2): a leading dot on a line is removed.
-        content = (b"\r\n" + data).replace(b"\r\n.", b"\r\n")[2:]
+        # De-transparency (RFC 5321 4.5.2): a leading dot on a line is removed
+        # (one pass, and none when there is no such line: large messages are not
+        # copied more than needed).
+        content = _UNSTUFF.sub(b"", data) if (b"\r\n." in data or data[:1] == b".") \
+            else data
         self.envelope.content = content
         self.envelope.original_content = content
         status = await self._call_handler_hook("DATA")
@@ -158,8 +163,9 @@ class VigieSMTP(SMTP):
             state = "too_much"
         if state == "ok" and kept and not kept.endswith(b"\r\n"):
             kept += b"\r\n"  # cannot happen on the wire; keeps the content well-formed
-        if state == "ok" and any(len(line) > self.line_length_limit - 2
-                                 for line in kept.split(b"\r\n")):
+        # a line longer than RFC 5321 allows (998 characters, +1 for a stuffed dot)
+        if state == "ok" and kept and max(map(len, kept.split(b"\r\n"))) > (
+                self.line_length_limit - 2):
             state = "too_long"
         return bytes(kept), state
 
