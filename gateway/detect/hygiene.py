@@ -22,6 +22,12 @@ SINGLE_FIELDS = ("sender", "reply-to", "to", "cc", "bcc", "in-reply-to", "refere
 # "\r\n.\r\n" itself is legitimate content once dot-unstuffing is done.
 _SMUGGLING = re.compile(rb"(?:(?<!\r)\n|\r(?!\n))\.(?:\r\n|\n|\r)|\r\n\.(?:(?<!\r)\n|\r(?!\n))")
 _HIGH = re.compile(rb"[\x80-\xff]")
+# Fast paths for the usual well-formed values; anything else gets the full parse.
+_PLAIN_FROM = re.compile(rb'(?:[^<>@,;:"\\]*<[^<>@\s,;:"]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}>'
+                         rb'|[^<>@\s,;:"]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,})\s*$')
+_PLAIN_DATE = re.compile(rb"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?(?:[0-2]?\d|3[01]) "
+                         rb"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} "
+                         rb"(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d)? [+-]\d{4}(?: \(\w+\))?\s*$")
 _FIELD = re.compile(rb"^([!-9;-~]+)[ \t]*:")
 
 
@@ -106,7 +112,7 @@ def inspect(raw: bytes, *, declared_8bitmime: bool, smtputf8: bool,
         hits.append(Hit("HYG_MULTI_FROM", Reason(
             "le message indique plusieurs expéditeurs (en-tête From répété)",
             "the message has several From headers"), (f"From x{counts['from']}",)))
-    else:
+    elif not _PLAIN_FROM.match(values["from"]):  # the common forms, without a full parse
         text = values["from"].decode("utf-8", "replace")
         addrs = [a for _, a in getaddresses([text]) if a]
         if not addrs or not all("@" in a and not a.startswith("@") and not a.endswith("@")
@@ -123,7 +129,7 @@ def inspect(raw: bytes, *, declared_8bitmime: bool, smtputf8: bool,
         hits.append(Hit("HYG_MULTI_DATE", Reason(
             "le message a plusieurs dates (en-tête Date répété)",
             "the message has several Date headers"), (f"Date x{counts['date']}",)))
-    else:
+    elif not _PLAIN_DATE.match(values["date"]):
         try:
             parsedate_to_datetime(values["date"].decode("ascii", "replace"))
         except (TypeError, ValueError, IndexError, OverflowError):
