@@ -440,3 +440,23 @@ def test_a_line_over_998_characters_is_refused(make_gateway: MakeGW, relay_confi
         assert code == 500 and b"Ligne trop longue" in msg
         assert c.noop()[0] == 250
     assert upstream.messages == []
+
+
+def test_finished_connections_are_freed_without_the_cycle_collector(
+        make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream) -> None:
+    import gc
+
+    from gateway.smtp.server import VigieSMTP
+
+    gw = make_gateway(relay_config)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(5):
+            with connect(gw) as c:
+                c.sendmail("camille@cabinet-kine.fr", ["a@example.org"], make_message())
+        time.sleep(0.3)
+        alive = [o for o in gc.get_objects() if isinstance(o, VigieSMTP)]
+        assert alive == []
+    finally:
+        gc.enable()
