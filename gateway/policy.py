@@ -46,8 +46,8 @@ class Reply:
         """Multi-line SMTP reply text for aiosmtpd's push() (no trailing CRLF)."""
         # RFC 5321 4.5.3.1.5: a reply line is at most 512 octets; keep well under it
         lines = [piece for text in self.lines for line in text.splitlines()
-                 for piece in (textwrap.wrap(line, 300, break_long_words=True,
-                                             subsequent_indent="  ") or [""])] or [""]
+                 for piece in ((line,) if len(line) <= 300 else textwrap.wrap(
+                     line, 300, break_long_words=True, subsequent_indent="  "))] or [""]
         if charset == "ascii":
             lines = [to_ascii(line) for line in lines]
         out = []
