@@ -66,6 +66,12 @@ _TRANSLATIONS = {
         "554 5.7.0 Refusé : connexion non sécurisée / Command refused due to lack of security",
 }
 _UNSTUFF = re.compile(rb"(?:^|(?<=\r\n))\.")
+# <local@domain> with a dot-atom local part and an ASCII host name; anything
+# else (quoted local parts, address literals, UTF-8…) goes to aiosmtpd's parser.
+_SIMPLE_PATH = re.compile(
+    r"\s*<([A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)>"
+    r"\s*(.*)\Z", re.DOTALL)
 _TOO_BIG = ("552 Error: message size exceeds fixed maximum message size",
             "552 Error: Too much mail data")
 
@@ -184,6 +190,11 @@ class VigieSMTP(SMTP):
         # A source route (<@relay:user@domain>) is refused, not silently dropped.
         if arg and arg.lstrip().startswith("<@"):
             return None, None
+        # The everyday «<name@domain>» without the stdlib's full RFC 5322 parser,
+        # which cost about a tenth of the gateway's CPU per message.
+        m = _SIMPLE_PATH.match(arg or "")
+        if m is not None and not self.local_part_limit:
+            return m.group(1), m.group(2)
         result: tuple[str | None, str | None] = super()._getaddr(arg)
         return result
 
