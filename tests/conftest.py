@@ -76,3 +76,11 @@ def connect(gw: GatewayThread, *, login: bool = True) -> smtplib.SMTP:
     if login:
         client.login(USER, PASSWORD)
     return client
+
+
+def start_data(client: smtplib.SMTP, options: list[str] | None = None) -> None:
+    """MAIL, RCPT and DATA up to the 354, so a test can write raw bytes itself."""
+    client.mail("camille@cabinet-kine.fr", options or [])
+    client.rcpt("a@example.org")
+    client.putcmd("data")
+    assert client.getreply()[0] == 354

@@ -13,7 +13,7 @@ import pytest
 
 from gateway.config import Config
 from gateway.testing import CapturingUpstream, GatewayThread, config_for_tests, make_message
-from tests.conftest import PASSWORD, USER, client_context, connect
+from tests.conftest import PASSWORD, USER, client_context, connect, start_data
 
 MakeGW = Callable[..., GatewayThread]
 
@@ -93,10 +93,7 @@ def test_bare_lf_smuggling_does_not_inject_a_second_message(
         make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream) -> None:
     gw = make_gateway(relay_config)
     with connect(gw) as c:
-        c.mail("camille@cabinet-kine.fr")
-        c.rcpt("a@example.org")
-        c.putcmd("data")
-        assert c.getreply()[0] == 354
+        start_data(c)
         smuggled = (
             b"From: camille@cabinet-kine.fr\r\nTo: a@example.org\r\nSubject: hi\r\n"
             b"Date: Sun, 29 Nov 2026 10:00:00 +0100\r\nMessage-ID: <a@b>\r\n\r\nhello\r\n"

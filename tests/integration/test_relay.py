@@ -15,7 +15,7 @@ from gateway.engine import Engine
 from gateway.model import Message
 from gateway.testing import CapturingUpstream, GatewayThread, config_for_tests, make_message
 from gateway.verdict import Finding
-from tests.conftest import PASSWORD, USER, client_context, connect
+from tests.conftest import PASSWORD, USER, client_context, connect, start_data
 
 MakeGW = Callable[..., GatewayThread]
 
@@ -168,10 +168,7 @@ def test_client_disconnecting_mid_data_loses_and_duplicates_nothing(
         make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream) -> None:
     gw = make_gateway(relay_config)
     c = connect(gw)
-    c.mail("camille@cabinet-kine.fr")
-    c.rcpt("a@example.org")
-    c.putcmd("data")
-    assert c.getreply()[0] == 354
+    start_data(c)
     c.send(b"From: camille@cabinet-kine.fr\r\nSubject: half\r\n\r\nhalf a mess")
     c.sock.close()  # type: ignore[union-attr]
     time.sleep(0.5)
@@ -413,10 +410,7 @@ def test_data_read_in_any_chunking_gives_the_same_message(
     raw = make_message(body=body)
     stuffed = raw.replace(b"\r\n.", b"\r\n..")
     with connect(gw) as c:
-        c.mail("camille@cabinet-kine.fr", ["BODY=8BITMIME"])
-        c.rcpt("a@example.org")
-        c.putcmd("data")
-        assert c.getreply()[0] == 354
+        start_data(c, ["BODY=8BITMIME"])
         wire = stuffed + b".\r\n"
         for i in range(0, len(wire), chunk):
             c.sock.sendall(wire[i:i + chunk])  # type: ignore[union-attr]
@@ -431,10 +425,7 @@ def test_a_line_over_998_characters_is_refused(make_gateway: MakeGW, relay_confi
                                               upstream: CapturingUpstream) -> None:
     gw = make_gateway(relay_config)
     with connect(gw) as c:
-        c.mail("camille@cabinet-kine.fr")
-        c.rcpt("a@example.org")
-        c.putcmd("data")
-        assert c.getreply()[0] == 354
+        start_data(c)
         c.send(make_message(body="z" * 1000 + "\r\n") + b".\r\n")
         code, msg = c.getreply()
         assert code == 500 and b"Ligne trop longue" in msg
