@@ -5,20 +5,20 @@ does no I/O and returns offsets into the text it was given. Matching is whole-wo
 accent-, case- and plural-insensitive (exact case for abbreviations), tolerant of
 hyphens, apostrophes and line breaks; see the header of ``rules/lexicon_fr.toml``.
 
-How it stays fast on ordinary text (C passes over the text, Python only per hit):
+How it stays fast (C passes over the text, Python only per hit):
 
 1. fold: one byte per character (``latin-1`` encode with ``?`` for anything else,
    then ``bytes.translate``: lower case, accents dropped, NBSP → space), so folded
    offsets *are* original offsets; decomposed (NFD) text takes a slower path with
    an offset map;
-2. prefilter: the folded words (``translate`` + ``split``) are intersected with a
-   set of *anchor* words: each form has one, its rarest-looking word, in every
-   spelling the matcher accepts (plural, glued hyphen, œ), plus a partner word that
-   must be present too when even that one is common; CIM-10 context words ("CIM",
-   "code", "diagnostic"…) are anchors as well. Ordinary text usually stops here;
-3. match: one trie-shaped regex of every case-insensitive form runs only in windows
-   around the anchors found; exact-case abbreviations (PTG, AVC…) have their own
-   small regex over the original text, which ``re`` only tries at capital letters;
+2. prefilter: one Hyperscan database of every case-insensitive form (between two
+   boundary characters, separators capped at ``_HS_SEP_MAX`` characters) scans the
+   folded text once and reports where a form ends; the words of exact-case forms are
+   in it too, reported once each. Ordinary text usually stops here;
+3. match: the trie-shaped regex of every form runs only in the window before each
+   reported end (the form's widest spelling), so the longest form wins as before and
+   the per-entry filters apply; exact-case abbreviations (PTG, AVC…) have their own
+   small regex over the original text, run only when one of their words was seen;
    CIM-10 codes are read forward from each context word, within the same sentence.
 """
 
@@ -26,14 +26,16 @@ from __future__ import annotations
 
 import bisect
 import functools
-import itertools
 import re
+import threading
 import tomllib
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import hyperscan
 
 from gateway.config import ConfigError
 
@@ -43,16 +45,15 @@ KINDS = ("diagnosis", "marker")
 _NO_CONTEXT, _WINDOW, _NEXT = 0, 1, 2  # CIM-10 context: none, code in the window, code next
 CONTEXT_NEAR = 300  # a weak term needs another health term this close (characters)
 _MAX_EXPANSIONS = 256
-# Above this size and this many distinct anchors present, scan the whole text.
-_FULL_SCAN_SIZE, _FULL_SCAN_TOKENS = 32 * 1024, 40
+# The prefilter sees at most this many separator characters between two words of a
+# form (the trie itself has no cap, but only runs where the prefilter saw a form).
+_HS_SEP_MAX = 16
 
 # --- folding ----------------------------------------------------------------------
 # Word characters of the folded text: a-z, 0-9, \x9c (œ), \xe6 (æ); anything else is
 # a boundary. Characters beyond latin-1 arrive as "?" (an œ, an ’, a narrow NBSP, a
 # non-breaking hyphen…): the patterns accept "?" where one of those can stand.
 _W = r"a-z0-9\x9c\xe6"
-_WORD_BYTES = frozenset([*range(ord("a"), ord("z") + 1), *range(ord("0"), ord("9") + 1),
-                         0x9C, 0xE6])
 
 
 def _fold_table() -> bytes:
@@ -75,7 +76,6 @@ def _fold_table() -> bytes:
 
 
 _TABLE = _fold_table()
-_SPLIT = bytes(c if c in _WORD_BYTES else 0x20 for c in range(256))  # folded -> words
 
 
 def _fold(text: str) -> tuple[bytes, list[int] | None]:
@@ -117,20 +117,6 @@ _NUMBER = r"[0-9]+(?:[.,][0-9]+)?"
 _FUNCTION_WORDS_TEXT = ("a au aux d de des du en et l la le les ou par pour sa sans se ses son sur"
                         " sous un une")
 _FUNCTION_WORDS = frozenset(_FUNCTION_WORDS_TEXT.split())
-# Words too common in ordinary French to anchor a multi-word form (the matcher then
-# picks another word of the form); single-word forms anchor on themselves.
-_COMMON_TEXT = """
-    ablation accident analyse arret attaque attention avis bas bilan carnet centre certificat
-    charge chronique chute clinique code compte conflit conge consultation corps courrier crise
-    demande deuxieme docteur dossier douleur droit droite effort elastique electronique enfant
-    equilibre etat evaluation examen fatigue feuille fin forme fuite gauche grand idee
-    intervention lesion lettre main maison maladie marche materiel medecin medical medicale
-    moteur naissance operation partage patient pension personne point pose prescription
-    pression prise protocole publique qualite radio reconnaissance reduction rendu reparation
-    repetition resultat retard rupture sang sante seance section sejour semaine service soins
-    sortie syndrome taux temps tentative traitement travail travailleur trouble
-"""
-_COMMON = frozenset(_COMMON_TEXT.split())
 _TOKEN = re.compile(r"(?P<word>[A-Za-z0-9]+)|(?P<hyphen>\s*-\s*)|(?P<apos>\s*'\s*)"
                     r"|(?P<space>\s+)|(?P<punct>\s*[/.&+]\s*)")
 _GROUP = re.compile(r"\(([^()]*)\)")
@@ -222,67 +208,6 @@ def _atoms(form: str, *, exact: bool) -> tuple[str, ...]:
         else:
             atoms.append(r"\s*" + re.escape(value.strip()) + r"\s*")
     return tuple(atoms)
-
-
-@dataclass(frozen=True, slots=True)
-class _Anchor:
-    """Where to look for one form: any of ``tokens`` (with any of ``partners`` when the
-    anchor word is a common one) as a word of the folded text, and how many characters
-    of the form lie before and after it."""
-
-    tokens: frozenset[bytes]
-    partners: frozenset[bytes] | None
-    before: int
-    after: int
-
-
-def _spellings(parts: Sequence[str], j: int) -> set[bytes]:
-    """How word ``j`` of a hyphenated compound can appear as one word of folded text:
-    alone or glued to neighbours ("lombosciatique"), with a plural, with œ spelt oe,
-    as \\x9c, or cut at the "?" that stands for a character beyond latin-1."""
-    spellings: set[str] = set()
-    for i in range(j + 1):
-        for last in range(j, len(parts)):
-            glued = "".join(parts[i:last + 1])
-            spellings.add(glued)
-            if _inflects(parts[last]):
-                if glued.endswith("al"):
-                    spellings.update((glued + "s", glued[:-1] + "ux"))
-                else:
-                    spellings.update((glued + "s", glued + "x"))
-    out: set[bytes] = set()
-    for spelling in spellings:
-        pieces = re.split("(oe|ae)", spelling)
-        options = [[p] if p not in ("oe", "ae") else [p, "\x9c" if p == "oe" else "\xe6", "?"]
-                   for p in pieces]
-        for combo in itertools.product(*options):
-            word = max("".join(combo).split("?"), key=len)
-            if word:
-                out.add(word.encode("latin-1"))
-    return out
-
-
-def _anchor(form: str) -> _Anchor:
-    """The rarest-looking word of ``form`` (not a function word, not common, longest),
-    and a second word as partner when that one is common anyway."""
-    text = re.sub(r"\s*-\s*", "-", " ".join(_ascii_term(form).lower().split()))
-    compounds = [(c.start(), [(p.start(), p.group()) for p in re.finditer(r"[a-z0-9]+", c.group())])
-                 for c in re.finditer(r"[a-z0-9]+(?:-+[a-z0-9]+)*", text)]
-    ranked = sorted((((len(p) > 2 and p not in _FUNCTION_WORDS, p not in _COMMON,
-                       not p.isdigit(), len(p)), ci, j)
-                     for ci, (_, parts) in enumerate(compounds)
-                     for j, (_, p) in enumerate(parts)), reverse=True)
-    (rank, ci, j) = ranked[0]
-    start, parts = compounds[ci]
-    at = start + parts[j][0]
-    words = [p for _, p in parts]
-    partners = None
-    if not rank[1] and len(ranked) > 1 and ranked[1][0][0]:
-        _, pci, pj = ranked[1]
-        partners = frozenset(_spellings([p for _, p in compounds[pci][1]], pj))
-    # a token may be a piece of the word (cut at "?"): count the word on both sides
-    return _Anchor(frozenset(_spellings(words, j)), partners, at + len(words[j]),
-                   len(text) - at)
 
 
 def _trie_regex(paths: Iterable[tuple[tuple[str, ...], int]], end: str) -> tuple[str, list[int]]:
@@ -385,6 +310,103 @@ def _unless_prev(phrases: Sequence[str]) -> re.Pattern[bytes]:
         f"(?<![{_W}]){_phrase_regex(phrases)}[^{_W}]{{0,3}}\\Z".encode("latin-1"))
 
 
+# --- the prefilter ------------------------------------------------------------------------
+_HS_WIDTH = {_OE: 2, _AE: 2, _AL: 2, _PLURAL: 1}
+
+
+def _hs_form(atoms: Sequence[str]) -> tuple[str, int]:
+    """A form's atoms for Hyperscan (separator runs capped) and its widest spelling."""
+    parts: list[str] = []
+    width = 0
+    for atom in atoms:
+        if atom in _HS_WIDTH:
+            parts.append(atom)
+            width += _HS_WIDTH[atom]
+        elif atom in (_SEP_SPACE, _SEP_HYPHEN, _SEP_APOS):
+            parts.append(atom[:-1] + f"{{{int(atom[-1] == '+')},{_HS_SEP_MAX}}}")
+            width += _HS_SEP_MAX
+        elif atom.startswith(r"\s*") and atom.endswith(r"\s*"):  # "/", "&", "." or "+"
+            inner = atom[3:-3]
+            parts.append(rf"\s{{0,{_HS_SEP_MAX}}}{inner}\s{{0,{_HS_SEP_MAX}}}")
+            width += 2 * _HS_SEP_MAX + 1
+        elif len(atom) == 1:
+            parts.append(atom)
+            width += 1
+        else:
+            raise AssertionError(f"unexpected atom {atom!r}")
+    return "".join(parts), width
+
+
+@functools.lru_cache(maxsize=8)
+def _hs_database(expressions: tuple[bytes, ...], flags: tuple[int, ...]) -> hyperscan.Database:
+    """Compiled once per set of expressions (the packaged lexicon takes about 2 s)."""
+    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    db.compile(expressions=list(expressions), ids=list(range(len(expressions))),
+               elements=len(expressions), flags=list(flags))
+    return db
+
+
+class _Prefilter:
+    """One Hyperscan database over the padded folded text: each case-insensitive form
+    between two boundary characters (expression ``i`` is form ``i``, whose widest
+    spelling is ``widths[i]`` bytes), then each word of the exact-case forms,
+    reported once."""
+
+    def __init__(self, forms: Sequence[tuple[str, ...]], exact_words: Iterable[bytes]) -> None:
+        bound = f"[^{_W}]"
+        expressions: list[bytes] = []
+        widths: list[int] = []
+        for atoms in forms:
+            body, width = _hs_form(atoms)
+            expressions.append(f"{bound}{body}{bound}".encode("latin-1"))
+            widths.append(width + 2)
+        words = sorted(set(exact_words))
+        expressions.extend(bound.encode("latin-1") + re.escape(w) + bound.encode("latin-1")
+                           for w in words)
+        flags = [0] * len(widths) + [hyperscan.HS_FLAG_SINGLEMATCH] * len(words)
+        self.widths = tuple(widths)
+        self.db = _hs_database(tuple(expressions), tuple(flags)) if expressions else None
+        self._local = threading.local()
+
+    def windows(self, padded: bytes) -> tuple[list[tuple[int, int]], bool]:
+        """Merged spans of ``padded`` where a form may lie, and whether a word of an
+        exact-case form was seen."""
+        if self.db is None:
+            return [], False
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:  # a scratch space per thread: scans may run in parallel
+            scratch = self._local.scratch = hyperscan.Scratch(self.db)
+        spans: list[tuple[int, int]] = []
+        exact: list[int] = []
+        widths = self.widths
+        count = len(widths)
+        add = spans.append
+
+        def on_match(ident: int, _start: int, end: int, _flags: int, _context: object
+                     ) -> bool:
+            if ident < count:
+                add((end - widths[ident], end))
+            else:
+                exact.append(ident)
+            return False
+
+        self.db.scan(padded, match_event_handler=on_match, scratch=scratch)
+        if not spans:
+            return [], bool(exact)
+        spans.sort()
+        merged: list[tuple[int, int]] = []
+        start, end = spans[0]
+        for s, e in spans:
+            if s < end:
+                if e > end:
+                    end = e
+            else:
+                merged.append((max(0, start), end))
+                start, end = s, e
+        merged.append((max(0, start), end))
+        return merged, bool(exact)
+
+
 # --- the lexicon --------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class _Compiled:
@@ -392,11 +414,7 @@ class _Compiled:
     main_leaves: tuple[_Leaf, ...]     # by group number - 1
     exact: re.Pattern[str] | None      # trie of exact-case forms, over the original text
     exact_leaves: tuple[_Leaf, ...]
-    anchors: frozenset[bytes]          # words worth knowing about: anchors, partners, exact
-    exact_tokens: frozenset[bytes]     # folded words of exact-case forms
-    # anchor word -> how far a match reaches before and after it, and the partner words
-    # one of which must be present too (None: the anchor alone is enough)
-    rules: Mapping[bytes, tuple[int, int, frozenset[bytes] | None]]
+    prefilter: _Prefilter              # Hyperscan: where forms end, exact-case words
     filters: Mapping[int, _Filter]
     cim_window: int
     cim_stop: re.Pattern[bytes] | None
@@ -454,77 +472,25 @@ class Lexicon:
             return []
         c = self._c
         folded, index = _fold(text)
+        padded = b" " + folded + b" "  # every form lies between two boundary characters
+        windows, exact_seen = c.prefilter.windows(padded)
         hits: list[_Hit] = []
         contexts: list[tuple[int, int]] = []  # CIM-10 context words: (end offset, kind)
-        present = c.anchors.intersection(folded.translate(_SPLIT).split())
-        if not present:
-            return []
-        self._scan(folded, present, hits, contexts)
+        if windows:
+            self._scan(folded, padded, windows, hits, contexts)
         if index is not None:
             hits = [_Hit(*_to_original(h.start, h.end, index, text), h.entry) for h in hits]
             contexts = [(_to_original(e, e, index, text)[0], k) for e, k in contexts]
-        if c.exact is not None and not c.exact_tokens.isdisjoint(present):
+        if c.exact is not None and exact_seen:
             hits.extend(self._find_exact(text, folded, index))
         if contexts:
             hits.extend(self._find_codes(text, contexts))
         return self._finish(hits) if hits else []
 
-    def _windows(self, folded: bytes, present: Iterable[bytes]) -> list[tuple[int, int]]:
-        """Merged spans of the padded text (``b" " + folded``) to run the trie over."""
+    def _scan(self, folded: bytes, padded: bytes, windows: Iterable[tuple[int, int]],
+              hits: list[_Hit], contexts: list[tuple[int, int]]) -> None:
         c = self._c
-        spans: list[tuple[int, int]] = []
-        find = folded.find
-        for token in present:
-            rule = c.rules.get(token)
-            if rule is None:  # a word of an exact-case form only
-                continue
-            before, after, partners = rule
-            if partners is not None and partners.isdisjoint(present):
-                continue
-            size = len(token)
-            i = find(token)
-            while i >= 0:
-                j = i + size
-                if (not i or folded[i - 1] not in _WORD_BYTES) and (
-                        j == len(folded) or folded[j] not in _WORD_BYTES):
-                    spans.append((i - before, j + after))
-                i = find(token, j)
-        spans.sort()
-        merged: list[list[int]] = []
-        for start, end in spans:
-            if merged and start <= merged[-1][1]:
-                if end > merged[-1][1]:
-                    merged[-1][1] = end
-            else:
-                merged.append([start, end])
-        windows: list[tuple[int, int]] = []
-        limit = len(folded) + 1
-        for start, end in merged:
-            # padded offsets: the scan starts on a boundary char and ends before a word
-            start = max(0, start)
-            while start > 0 and folded[start - 1] in _WORD_BYTES:
-                start -= 1
-            end = min(limit, end + 1)
-            while end < limit and folded[end - 1] in _WORD_BYTES:
-                end += 1
-            if windows and start <= windows[-1][1]:
-                windows[-1] = (windows[-1][0], max(end, windows[-1][1]))
-            else:
-                windows.append((start, end))
-        return windows
-
-    def _scan(self, folded: bytes, present: Iterable[bytes], hits: list[_Hit],
-              contexts: list[tuple[int, int]]) -> None:
-        c = self._c
-        padded = b" " + folded
         leaves = c.main_leaves
-        rule_tokens = [t for t in present if t in c.rules]
-        if len(folded) > _FULL_SCAN_SIZE and len(rule_tokens) > _FULL_SCAN_TOKENS:
-            # Text dense in health words (a practice's outbox): one pass of the trie
-            # over everything beats locating each of many anchors one by one.
-            windows = [(0, len(padded))]
-        else:
-            windows = self._windows(folded, present)
         for start, end in windows:
             for m in c.main.finditer(padded, start, end):
                 # m is [boundary char][form] in padded offsets = [form] in folded offsets
@@ -660,9 +626,7 @@ class _Builder:
         self.exact_paths: dict[tuple[str, ...], int] = {}
         self.filters: dict[int, _Filter] = {}
         self.leaf_forms: dict[int, str] = {}
-        self.rules: dict[bytes, tuple[int, int, frozenset[bytes] | None]] = {}
         self.exact_tokens: set[bytes] = set()
-        self.partners: set[bytes] = set()
 
     def error(self, key: str, fr: str, en: str, needle: str = "") -> ConfigError:
         line = None
@@ -693,9 +657,8 @@ class _Builder:
             main=re.compile(f"[^{_W}]{main}".encode("latin-1")),
             main_leaves=tuple(self.leaves[i] for i in main_order),
             exact=exact, exact_leaves=tuple(self.leaves[i] for i in exact_order),
-            anchors=frozenset(self.rules.keys() | self.exact_tokens | self.partners),
-            rules=self.rules,
-            exact_tokens=frozenset(self.exact_tokens),
+            prefilter=_Prefilter([atoms for atoms, _ in self.main_paths.items()],
+                                 self.exact_tokens),
             filters=self.filters,
             cim_window=window, cim_stop=stop)
         return Lexicon(self.entries, compiled)
@@ -812,21 +775,7 @@ class _Builder:
                                      for w in re.findall(r"[A-Za-z0-9]+", _ascii_term(form)))
         else:
             self.leaf_forms[len(self.leaves)] = form
-            anchor = _anchor(form)
-            self.partners |= anchor.partners or frozenset()
-            for token in anchor.tokens:
-                self.add_rule(token, anchor.partners, 2 * anchor.before + 8, 2 * anchor.after + 8)
         self.leaves.append(_Leaf(index, _NO_CONTEXT))
-
-    def add_rule(self, token: bytes, partners: frozenset[bytes] | None, before: int,
-                 after: int) -> None:
-        """Open a window of ``before``/``after`` characters around ``token`` (when one of
-        ``partners`` is present too); rules for one token merge into the widest."""
-        old = self.rules.get(token)
-        if old is not None:
-            before, after = max(before, old[0]), max(after, old[1])
-            partners = None if partners is None or old[2] is None else partners | old[2]
-        self.rules[token] = (before, after, partners)
 
     def set_context(self, leaf: int, kind: int) -> None:
         """Make a leaf a CIM-10 context; the window kind wins over "code next"."""
@@ -863,11 +812,6 @@ class _Builder:
                     raise self.error(f'[cim10] {name} "{word}"', str(exc.args[0]),
                                      str(exc.args[1]), f'"{word}"') from None
                 context_words.append((_words(word), kind))
-                anchor = _anchor(word)  # codes are then read forward from the context
-                self.partners |= anchor.partners or frozenset()
-                for token in anchor.tokens:
-                    self.add_rule(token, anchor.partners, 2 * anchor.before + 8,
-                                  2 * anchor.after + 8)
                 leaf = self.main_paths.get(atoms)
                 if leaf is None:
                     self.main_paths[atoms] = len(self.leaves)
