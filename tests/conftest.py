@@ -6,6 +6,7 @@ import os
 import shutil
 import smtplib
 import ssl
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,25 @@ from gateway.users import UsersFile
 
 USER, PASSWORD = "camille", "secret-password-1"
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared"
+
+
+_SAVED_ENV: dict[str, str | None] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Compiled lexicon databases go to a cache of this test run (shared with the
+    `vigie` processes the tests start), never to the user's own cache; set before
+    collection, which already builds the packaged lexicon."""
+    for key in ("CACHE_DIRECTORY", "XDG_CACHE_HOME"):
+        _SAVED_ENV[key] = os.environ.pop(key, None)
+    os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="vigie-test-cache-")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(os.environ.pop("XDG_CACHE_HOME", ""), ignore_errors=True)
+    for key, value in _SAVED_ENV.items():
+        if value is not None:
+            os.environ[key] = value
 
 
 def require_program(name: str) -> str:

@@ -1,6 +1,7 @@
 """French health-term detector: diagnoses, procedures, health documents and CIM-10 codes.
 
-Pure: the rules file is read once (``Lexicon.load`` / ``Lexicon.default``); ``find``
+The rules file is read and compiled once (``Lexicon.load`` / ``Lexicon.default``; the
+compiled prefilter is also kept in the user's cache directory); ``find`` is pure: it
 does no I/O and returns offsets into the text it was given. Matching is whole-word,
 accent-, case- and plural-insensitive (exact case for abbreviations), tolerant of
 hyphens, apostrophes and line breaks; see the header of ``rules/lexicon_fr.toml``.
@@ -11,27 +12,32 @@ How it stays fast (C passes over the text, Python only per hit):
    then ``bytes.translate``: lower case, accents dropped, NBSP → space), so folded
    offsets *are* original offsets; decomposed (NFD) text takes a slower path with
    an offset map;
-2. prefilter: one Hyperscan database of every case-insensitive form (between two
-   boundary characters, separators capped at ``_HS_SEP_MAX`` characters) scans the
-   folded text once and reports where a form ends; the words of exact-case forms are
-   in it too, reported once each. Ordinary text usually stops here;
-3. match: the trie-shaped regex of every form runs only in the window before each
-   reported end (the form's widest spelling), so the longest form wins as before and
-   the per-entry filters apply; exact-case abbreviations (PTG, AVC…) have their own
-   small regex over the original text, run only when one of their words was seen;
+2. prefilter: one Hyperscan database of every form (between two boundary characters,
+   separators capped at ``_HS_SEP_MAX`` characters; exact-case forms spelt as
+   case-insensitive ones) scans the folded text once and reports where a form may
+   start and end. Ordinary text usually stops here;
+3. match: the trie-shaped regex of every form runs only in those spans, so the longest
+   form wins and the per-entry filters apply as if it ran over the whole text;
+   exact-case abbreviations (PTG, AVC…) have their own small regex over the original
+   text, run in the spans of theirs;
    CIM-10 codes are read forward from each context word, within the same sentence.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import functools
+import hashlib
+import os
+import platform
 import re
 import threading
 import tomllib
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -82,10 +88,6 @@ def _fold(text: str) -> tuple[bytes, list[int] | None]:
     """Folded bytes of ``text`` and, only when lengths differ, folded→original offsets."""
     if text.isascii():
         return text.encode("ascii").translate(_TABLE), None
-    try:
-        return text.encode("latin-1").translate(_TABLE), None
-    except UnicodeEncodeError:
-        pass
     if unicodedata.is_normalized("NFC", text):
         return text.encode("latin-1", "replace").translate(_TABLE), None
     # Decomposed accents (macOS mail, some PDFs): drop combining marks, keep a map.
@@ -311,100 +313,102 @@ def _unless_prev(phrases: Sequence[str]) -> re.Pattern[bytes]:
 
 
 # --- the prefilter ------------------------------------------------------------------------
-_HS_WIDTH = {_OE: 2, _AE: 2, _AL: 2, _PLURAL: 1}
-
-
-def _hs_form(atoms: Sequence[str]) -> tuple[str, int]:
-    """A form's atoms for Hyperscan (separator runs capped) and its widest spelling."""
+def _hs_form(atoms: Sequence[str]) -> str:
+    """A form's atoms for Hyperscan: the same, with separator runs capped."""
     parts: list[str] = []
-    width = 0
     for atom in atoms:
-        if atom in _HS_WIDTH:
-            parts.append(atom)
-            width += _HS_WIDTH[atom]
-        elif atom in (_SEP_SPACE, _SEP_HYPHEN, _SEP_APOS):
+        if atom in (_SEP_SPACE, _SEP_HYPHEN, _SEP_APOS):
             parts.append(atom[:-1] + f"{{{int(atom[-1] == '+')},{_HS_SEP_MAX}}}")
-            width += _HS_SEP_MAX
         elif atom.startswith(r"\s*") and atom.endswith(r"\s*"):  # "/", "&", "." or "+"
-            inner = atom[3:-3]
-            parts.append(rf"\s{{0,{_HS_SEP_MAX}}}{inner}\s{{0,{_HS_SEP_MAX}}}")
-            width += 2 * _HS_SEP_MAX + 1
-        elif len(atom) == 1:
-            parts.append(atom)
-            width += 1
+            parts.append(rf"\s{{0,{_HS_SEP_MAX}}}{atom[3:-3]}\s{{0,{_HS_SEP_MAX}}}")
         else:
-            raise AssertionError(f"unexpected atom {atom!r}")
-    return "".join(parts), width
+            parts.append(atom)
+    return "".join(parts)
+
+
+def _cache_dir() -> Path:
+    """Where compiled databases are kept: systemd's CacheDirectory=, else the XDG one."""
+    base = os.environ.get("CACHE_DIRECTORY") or os.environ.get("XDG_CACHE_HOME")
+    return Path(base) / "vigie" if base else Path.home() / ".cache" / "vigie"
 
 
 @functools.lru_cache(maxsize=8)
-def _hs_database(expressions: tuple[bytes, ...], flags: tuple[int, ...]) -> hyperscan.Database:
-    """Compiled once per set of expressions (the packaged lexicon takes about 2 s)."""
+def _hs_database(expressions: tuple[bytes, ...]) -> hyperscan.Database:
+    """Compiled once per set of expressions: the packaged lexicon takes about 2 s, so the
+    result is kept in the cache directory too (best effort: a cache that cannot be read
+    or written only costs the compile)."""
+    digest = hashlib.sha256("\0".join((metadata.version("hyperscan"), platform.machine(),
+                                        platform.python_version())).encode())
+    for expression in expressions:
+        digest.update(expression + b"\0")
+    path = _cache_dir() / f"lexicon-{digest.hexdigest()[:32]}.hsdb"
+    with contextlib.suppress(OSError, hyperscan.error):
+        db = hyperscan.loadb(path.read_bytes(), hyperscan.HS_MODE_BLOCK)
+        hyperscan.Scratch(db)  # fails on a database made for another CPU
+        return db
     db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
     db.compile(expressions=list(expressions), ids=list(range(len(expressions))),
-               elements=len(expressions), flags=list(flags))
+               elements=len(expressions), flags=hyperscan.HS_FLAG_SOM_LEFTMOST)
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(hyperscan.dumpb(db))
+        tmp.replace(path)
     return db
 
 
 class _Prefilter:
-    """One Hyperscan database over the padded folded text: each case-insensitive form
-    between two boundary characters (expression ``i`` is form ``i``, whose widest
-    spelling is ``widths[i]`` bytes), then each word of the exact-case forms,
-    reported once."""
+    """One Hyperscan database over the padded folded text: each form between two
+    boundary characters, reported with its leftmost start; the case-insensitive forms
+    first (expression ``i`` is form ``i``), then the exact-case ones spelt as
+    case-insensitive forms (a superset of what they match)."""
 
-    def __init__(self, forms: Sequence[tuple[str, ...]], exact_words: Iterable[bytes]) -> None:
+    def __init__(self, forms: Sequence[tuple[str, ...]],
+                 exact_forms: Sequence[tuple[str, ...]]) -> None:
         bound = f"[^{_W}]"
-        expressions: list[bytes] = []
-        widths: list[int] = []
-        for atoms in forms:
-            body, width = _hs_form(atoms)
-            expressions.append(f"{bound}{body}{bound}".encode("latin-1"))
-            widths.append(width + 2)
-        words = sorted(set(exact_words))
-        expressions.extend(bound.encode("latin-1") + re.escape(w) + bound.encode("latin-1")
-                           for w in words)
-        flags = [0] * len(widths) + [hyperscan.HS_FLAG_SINGLEMATCH] * len(words)
-        self.widths = tuple(widths)
-        self.db = _hs_database(tuple(expressions), tuple(flags)) if expressions else None
+        expressions = tuple(f"{bound}{_hs_form(atoms)}{bound}".encode("latin-1")
+                            for atoms in [*forms, *exact_forms])
+        self.count = len(forms)
+        self.db = _hs_database(expressions) if expressions else None
         self._local = threading.local()
 
-    def windows(self, padded: bytes) -> tuple[list[tuple[int, int]], bool]:
-        """Merged spans of ``padded`` where a form may lie, and whether a word of an
-        exact-case form was seen."""
+    def windows(self, padded: bytes) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """Merged spans of ``padded`` where a case-insensitive form may lie, and where
+        an exact-case one may."""
         if self.db is None:
-            return [], False
+            return [], []
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:  # a scratch space per thread: scans may run in parallel
             scratch = self._local.scratch = hyperscan.Scratch(self.db)
         spans: list[tuple[int, int]] = []
-        exact: list[int] = []
-        widths = self.widths
-        count = len(widths)
-        add = spans.append
+        exact: list[tuple[int, int]] = []
+        count = self.count
 
-        def on_match(ident: int, _start: int, end: int, _flags: int, _context: object
+        def on_match(ident: int, start: int, end: int, _flags: int, _context: object
                      ) -> bool:
-            if ident < count:
-                add((end - widths[ident], end))
-            else:
-                exact.append(ident)
+            (spans if ident < count else exact).append((start, end))
             return False
 
         self.db.scan(padded, match_event_handler=on_match, scratch=scratch)
-        if not spans:
-            return [], bool(exact)
-        spans.sort()
-        merged: list[tuple[int, int]] = []
-        start, end = spans[0]
-        for s, e in spans:
-            if s < end:
-                if e > end:
-                    end = e
-            else:
-                merged.append((max(0, start), end))
-                start, end = s, e
-        merged.append((max(0, start), end))
-        return merged, bool(exact)
+        return _merge(spans), _merge(exact)
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted spans, overlapping ones joined, starts clamped at 0."""
+    if not spans:
+        return []
+    spans.sort()
+    merged: list[tuple[int, int]] = []
+    start, end = spans[0]
+    for s, e in spans:
+        if s < end:
+            if e > end:
+                end = e
+        else:
+            merged.append((max(0, start), end))
+            start, end = s, e
+    merged.append((max(0, start), end))
+    return merged
 
 
 # --- the lexicon --------------------------------------------------------------------------
@@ -473,7 +477,7 @@ class Lexicon:
         c = self._c
         folded, index = _fold(text)
         padded = b" " + folded + b" "  # every form lies between two boundary characters
-        windows, exact_seen = c.prefilter.windows(padded)
+        windows, exact_windows = c.prefilter.windows(padded)
         hits: list[_Hit] = []
         contexts: list[tuple[int, int]] = []  # CIM-10 context words: (end offset, kind)
         if windows:
@@ -481,8 +485,11 @@ class Lexicon:
         if index is not None:
             hits = [_Hit(*_to_original(h.start, h.end, index, text), h.entry) for h in hits]
             contexts = [(_to_original(e, e, index, text)[0], k) for e, k in contexts]
-        if c.exact is not None and exact_seen:
-            hits.extend(self._find_exact(text, folded, index))
+        if c.exact is not None and exact_windows:
+            # padded offsets, less one: text offsets (the whole text when they differ)
+            spans = [(0, len(text))] if index is not None else \
+                [(max(0, start - 1), end - 1) for start, end in exact_windows]
+            hits.extend(self._find_exact(text, folded, index, spans))
         if contexts:
             hits.extend(self._find_codes(text, contexts))
         return self._finish(hits) if hits else []
@@ -511,25 +518,30 @@ class Lexicon:
         return not (rule.prev is not None
                     and rule.prev.search(folded, max(0, start - 60), start))
 
-    def _find_exact(self, text: str, folded: bytes, index: list[int] | None) -> Iterator[_Hit]:
+    def _find_exact(self, text: str, folded: bytes, index: list[int] | None,
+                    spans: Iterable[tuple[int, int]]) -> Iterator[_Hit]:
+        """Exact-case forms in ``spans`` of the text (each holds its forms whole)."""
         c = self._c
         assert c.exact is not None
-        pos = 0
         search = c.exact.search
-        while (m := search(text, pos)) is not None:
-            start, end = m.start(), m.end()
-            pos = start + 1
-            if start and (text[start - 1].isalnum() or unicodedata.combining(text[start - 1])):
-                continue
-            entry = c.exact_leaves[(m.lastindex or 1) - 1].entry
-            assert entry is not None
-            f_start, f_end = start, end
-            if index is not None:
-                f_start = bisect.bisect_left(index, start)
-                f_end = bisect.bisect_left(index, end)
-            if self._passes(entry, folded, f_start, f_end):
-                pos = end
-                yield _Hit(start, end, entry)
+        pos = 0
+        for span_start, span_end in spans:
+            pos = max(pos, span_start)
+            while (m := search(text, pos, span_end)) is not None:
+                start, end = m.start(), m.end()
+                pos = start + 1
+                if start and (text[start - 1].isalnum()
+                              or unicodedata.combining(text[start - 1])):
+                    continue
+                entry = c.exact_leaves[(m.lastindex or 1) - 1].entry
+                assert entry is not None
+                f_start, f_end = start, end
+                if index is not None:
+                    f_start = bisect.bisect_left(index, start)
+                    f_end = bisect.bisect_left(index, end)
+                if self._passes(entry, folded, f_start, f_end):
+                    pos = end
+                    yield _Hit(start, end, entry)
 
     def _find_codes(self, text: str, contexts: list[tuple[int, int]]) -> Iterator[_Hit]:
         """CIM-10 codes right after an ``adjacent`` context word, or at most ``window``
@@ -626,7 +638,7 @@ class _Builder:
         self.exact_paths: dict[tuple[str, ...], int] = {}
         self.filters: dict[int, _Filter] = {}
         self.leaf_forms: dict[int, str] = {}
-        self.exact_tokens: set[bytes] = set()
+        self.exact_prefilter: list[tuple[str, ...]] = []  # exact forms, case-insensitive
 
     def error(self, key: str, fr: str, en: str, needle: str = "") -> ConfigError:
         line = None
@@ -657,8 +669,7 @@ class _Builder:
             main=re.compile(f"[^{_W}]{main}".encode("latin-1")),
             main_leaves=tuple(self.leaves[i] for i in main_order),
             exact=exact, exact_leaves=tuple(self.leaves[i] for i in exact_order),
-            prefilter=_Prefilter([atoms for atoms, _ in self.main_paths.items()],
-                                 self.exact_tokens),
+            prefilter=_Prefilter(list(self.main_paths), self.exact_prefilter),
             filters=self.filters,
             cim_window=window, cim_stop=stop)
         return Lexicon(self.entries, compiled)
@@ -771,8 +782,7 @@ class _Builder:
                       f"form '{form}' already belongs to entry '{name}'")
         paths[atoms] = len(self.leaves)
         if exact:
-            self.exact_tokens.update(w.lower().encode("ascii")
-                                     for w in re.findall(r"[A-Za-z0-9]+", _ascii_term(form)))
+            self.exact_prefilter.append(_atoms(form, exact=False))
         else:
             self.leaf_forms[len(self.leaves)] = form
         self.leaves.append(_Leaf(index, _NO_CONTEXT))

@@ -8,34 +8,70 @@ and no NIR word is not reported.
 
 from __future__ import annotations
 
+import itertools
 import re
+import threading
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
-# One separator at a group boundary: spaces (incl. NBSP and narrow NBSP),
-# dots, dashes, or a line break (with e-mail quoting "> " after it).
-_SEP = r"(?:[ \t\u00a0\u202f.\-\u2010\u2011\u2013\u2014]{1,3}|[ \t]*\r?\n[> \t]*)"
-# Before the key no tab: tabs separate table cells, and a number in the next
-# cell is not a key.
-_SEP_KEY = r"(?:[ \u00a0\u202f.\-\u2010\u2011\u2013\u2014]{1,3}|[ ]*\r?\n[> ]*)"
-_KEY_SEP = (r"(?:" + _SEP_KEY + r"?\(?[ \u00a0\u202f]*(?:cl[eé]|CL[EÉ]|Cl[eé])[ \u00a0\u202f]*"
-            r":?[ \u00a0\u202f]*|" + _SEP_KEY + r"?\(?)")
-_NIR_RE = re.compile(
-    # The look-behind comes after the first character so that the regex engine can
-    # skip ahead with its fast first-character scan (about 1.5x faster).
-    r"(?P<s>[1-478])(?<![0-9A-Za-z][1-478])" + _SEP + r"?"
-    r"(?P<yy>\d\d)" + _SEP + r"?"
-    r"(?P<mm>\d\d)" + _SEP + r"?"
-    r"(?P<dep>\d\d|2[ABab])" + _SEP + r"?"
-    r"(?P<com>\d{3})" + _SEP + r"?"
-    r"(?P<ord>\d{3})"
-    r"(?:" + _KEY_SEP + r"(?P<key>\d\d)\)?)?"
-    r"(?!\d)"
-)
+import hyperscan
+
+# Where a character class below names characters beyond latin-1, the prefilter
+# (Hyperscan over ``text.encode("latin-1", "replace")``) sees "?" in their place.
+_SPACES = (" \u00a0\u202f", r" \xa0?")
+_DASHES = (r".\-\u2010\u2011\u2013\u2014", r".\-?")
+_CLE = ("cl[eé]|CL[EÉ]|Cl[eé]", r"cl[e\xe9]|CL[E\xc9]|Cl[e\xe9]")
+_BREAK_RUN = 8  # spaces or quoting marks around a line break inside a number
+
+
+def _separators(variant: int, *, breaks: bool = True) -> tuple[str, str]:
+    """A separator at a group boundary, and the one that introduces the key.
+
+    1-3 spaces (incl. NBSP and narrow NBSP), dots or dashes, or a line break (with
+    e-mail quoting "> " after it). Before the key no tab: tabs separate table cells,
+    and a number in the next cell is not a key; the key may be written «(clé 36)» or
+    «clé : 36». ``variant`` 0 is for ``re``, 1 for Hyperscan (latin-1 bytes).
+    """
+    sp, da, cle = _SPACES[variant], _DASHES[variant], _CLE[variant]
+    n = _BREAK_RUN
+    sep = rf"[ \t{sp[1:]}{da}]{{1,3}}"
+    sep_key = rf"[{sp}{da}]{{1,3}}"
+    if breaks:
+        sep += rf"|[ \t]{{0,{n}}}\r?\n[> \t]{{0,{n}}}"
+        sep_key += rf"|[ ]{{0,{n}}}\r?\n[> ]{{0,{n}}}"
+    sep, sep_key = f"(?:{sep})", f"(?:{sep_key})"
+    key_sep = (rf"(?:{sep_key}?\(?[{sp}]{{0,3}}(?:{cle})[{sp}]{{0,3}}:?[{sp}]{{0,3}}"
+               rf"|{sep_key}?\(?)")
+    return sep, key_sep
+
+
+def _nir_pattern(variant: int, *, breaks: bool = True) -> str:
+    """The NIR regex (``variant`` 0) or its prefilter for Hyperscan (1: the same without
+    look-arounds or group names, over latin-1 bytes)."""
+    sep, key_sep = _separators(variant, breaks=breaks)
+    if variant == 0:
+        # The look-behind comes after the first character so that the regex engine can
+        # skip ahead with its fast first-character scan (about 1.5x faster).
+        head, end = r"(?P<s>[1-478])(?<![0-9A-Za-z][1-478])", r"(?!\d)"
+        yy, mm, dep, com, order, key = (f"(?P<{name}>" for name in
+                                        ("yy", "mm", "dep", "com", "ord", "key"))
+    else:
+        head, end = "[1-478]", ""
+        yy = mm = dep = com = order = key = "(?:"
+    return (rf"{head}{sep}?{yy}\d\d){sep}?{mm}\d\d){sep}?{dep}\d\d|2[ABab]){sep}?"
+            rf"{com}\d{{3}}){sep}?{order}\d{{3}})(?:{key_sep}{key}\d\d)\)?)?{end}")
+
+
+_NIR_RE = re.compile(_nir_pattern(0))
 # What follows a 13-character match when it was in fact a 15-digit number whose
 # key did not check: exactly two more digits.
-_AFTER_KEYLESS = re.compile(r"(?:" + _KEY_SEP + r")\d\d(?!\d)")
+_AFTER_KEYLESS = re.compile(rf"{_separators(0)[1]}\d\d(?!\d)")
+# The widest match: the first digit, five separators (a line break between two runs
+# of spaces), twelve digits, the key's introduction («… ( clé : »), the key and ")".
+_MAX_WIDTH = 1 + 5 * (2 * _BREAK_RUN + 2) + 12 + (2 * _BREAK_RUN + 2 + 1 + 3 + 3 + 3 + 1 + 3) \
+    + 2 + 1
 
 _VALID_MONTHS = frozenset(f"{m:02d}" for m in (*range(1, 13), *range(20, 43), *range(50, 100)))
 MASK = "•"
@@ -116,10 +152,62 @@ def is_valid_nir(text: str) -> bool:
     return nir_key(value) == int(value[13:15])
 
 
-def _fold(text: str) -> str:
+def _slow_fold(text: str) -> str:
     """Lower case, accents and other non-ASCII marks dropped (C-speed passes only)."""
     text = text.casefold().replace("’", "'").replace("œ", "oe")
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+
+
+def _latin1_tables() -> tuple[bytes, bytes, frozenset[str]]:
+    """``_slow_fold`` as one ``bytes.translate`` for the latin-1 characters that fold to
+    at most one character; the others (ß, æ, ¼…) are left to ``_slow_fold``."""
+    table = bytearray(range(256))
+    delete = bytearray()
+    multi: set[str] = set()
+    for code in range(256):
+        folded = _slow_fold(chr(code))
+        if len(folded) == 1:
+            table[code] = ord(folded)
+        elif not folded:
+            delete.append(code)
+        else:
+            multi.add(chr(code))
+    return bytes(table), bytes(delete), frozenset(multi)
+
+
+_TABLE, _DELETE, _MULTI = _latin1_tables()
+_MULTI_RE = re.compile("[" + re.escape("".join(sorted(_MULTI))) + "]")
+
+
+def _fold(text: str) -> str:
+    """Lower case, accents and other non-ASCII marks dropped (C-speed passes only)."""
+    if text.isascii():
+        return text.lower()
+    try:
+        data = text.encode("latin-1")
+    except UnicodeEncodeError:
+        return _slow_fold(text)
+    if _MULTI_RE.search(text):
+        return _slow_fold(text)
+    return data.translate(_TABLE, _DELETE).decode("ascii")
+
+
+def _trie(words: Iterable[str]) -> str:
+    """One regex for ``words``, each ending on a word boundary; the longest wins."""
+    root: dict[str, Any] = {}
+    for word in words:
+        node = root
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict[str, Any]) -> str:
+        branches = [re.escape(ch) + emit(child) for ch, child in node.items() if ch]
+        if "" in node:
+            branches.append(r"(?![0-9a-z])")
+        return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+
+    return emit(root)
 
 
 class ContextWords:
@@ -127,9 +215,12 @@ class ContextWords:
 
     def __init__(self, words: Iterable[str]) -> None:
         folded = sorted({_fold(w) for w in words if w.strip()}, key=len, reverse=True)
+        words = [w for w in folded if w]
+        # A trie of the words (re tries the alternatives of a group one by one), longest
+        # first at each node; the look-ahead on first characters lets re skip ahead.
+        first = "".join(sorted({re.escape(w[0]) for w in words}))
         self.pattern = re.compile(
-            r"(?<![0-9a-z])(?:" + "|".join(re.escape(w) for w in folded) + r")(?![0-9a-z])"
-        ) if folded else None
+            f"(?=[{first}])(?<![0-9a-z]){_trie(words)}") if words else None
 
     def find(self, text: str) -> str:
         if self.pattern is None:
@@ -150,19 +241,89 @@ class NirRules:
     negative_window: int = 40
 
 
+class _Prefilter:
+    """Where ``_NIR_RE`` may match, found by Hyperscan in one pass.
+
+    Expression 0 is the regex without line breaks, reported with its leftmost start;
+    expression 1 is a line break after a digit and before a digit or a key («(»,
+    «clé»), around which a number written over two lines may lie (``_MAX_WIDTH``
+    either side).
+    """
+
+    def __init__(self) -> None:
+        # The look-arounds of the regex become characters to consume, so that a run
+        # of digits is reported once, not at each of its digits.
+        number = f"(?:^|[^0-9A-Za-z]){_nir_pattern(1, breaks=False)}(?:[^0-9]|$)"
+        expressions = [number.encode("ascii"),
+                       (rf"\d[ \t]{{0,{_BREAK_RUN}}}\r?\n[> \t]{{0,{_BREAK_RUN}}}"
+                        rf"\(?[ \xa0?]{{0,3}}[\dcC]").encode("ascii")]
+        self.db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        self.db.compile(expressions=expressions, ids=[0, 1], elements=2,
+                        flags=[hyperscan.HS_FLAG_SOM_LEFTMOST] * 2)
+        self._local = threading.local()
+
+    def windows(self, text: str) -> list[tuple[int, int]]:
+        """Merged spans of ``text`` that hold every match of ``_NIR_RE``, each ending
+        where no digit follows (so that ``(?!\\d)`` reads the real next character)."""
+        # one byte per character: byte offsets are character offsets
+        data = text.encode("ascii") if text.isascii() else text.encode("latin-1", "replace")
+        scratch = getattr(self._local, "scratch", None)
+        if scratch is None:  # a scratch space per thread: scans may run in parallel
+            scratch = self._local.scratch = hyperscan.Scratch(self.db)
+        size = len(data)
+        out: list[tuple[int, int]] = []
+
+        def on_match(ident: int, start: int, end: int, _flags: int, _context: object
+                     ) -> bool:
+            # Mostly reported in order of end; a number over two lines reaches back.
+            if ident:
+                start, end = max(0, start - _MAX_WIDTH), min(size, end + _MAX_WIDTH)
+                while end < size and 48 <= data[end] <= 57:  # not inside a number
+                    end += 1
+            while out and start <= out[-1][1]:
+                last_start, last_end = out.pop()
+                start, end = min(start, last_start), max(end, last_end)
+            out.append((start, end))
+            return False
+
+        self.db.scan(data, match_event_handler=on_match, scratch=scratch)
+        if any(a[1] >= b[0] for a, b in itertools.pairwise(out)):  # order not guaranteed
+            out.sort()
+            merged = out[:1]
+            for start, end in out[1:]:
+                if start <= merged[-1][1]:
+                    merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+                else:
+                    merged.append((start, end))
+            out = merged
+        return out
+
+
+_PREFILTER = _Prefilter()
+
+
+def _matches(text: str) -> Iterator[re.Match[str]]:
+    """The matches of ``_NIR_RE.finditer(text)``, looked for only where they can be:
+    a match is one the prefilter reports (or holds a line break it reports), its
+    window holds it whole, and the look-behind reads before the window."""
+    finditer = _NIR_RE.finditer
+    for start, end in _PREFILTER.windows(text):
+        yield from finditer(text, start, end)
+
+
 def find_nirs(text: str, rules: NirRules) -> list[NirMatch]:
     """Every NIR-like number of ``text`` reported with its confidence."""
     out: list[NirMatch] = []
-    for m in _NIR_RE.finditer(text):
-        key = m.group("key")
+    finditer = _NIR_RE.finditer
+    for m in itertools.chain.from_iterable(  # _matches(text), without a generator's cost
+            finditer(text, start, end) for start, end in _PREFILTER.windows(text)):
+        s, yy, mm, dep, com, order, key = m.groups()
         keyless = key is None
         if keyless and _AFTER_KEYLESS.match(text, m.end()):
             continue  # a 15-digit number with a key we did not accept (wrong format)
-        value13 = f"{m.group('s')}{m.group('yy')}{m.group('mm')}{m.group('dep').upper()}" \
-                  f"{m.group('com')}{m.group('ord')}"
-        if not structure_ok(m.group("s"), m.group("mm"), m.group("dep"), m.group("com"),
-                            m.group("ord"), keyless=keyless):
+        if not structure_ok(s, mm, dep, com, order, keyless=keyless):
             continue
+        value13 = f"{s}{yy}{mm}{dep.upper()}{com}{order}"
         if not keyless and nir_key(value13) != int(key):
             continue
         before = text[max(0, m.start() - rules.window_before):m.start()]
@@ -179,7 +340,7 @@ def find_nirs(text: str, rules: NirRules) -> list[NirMatch]:
             word = "clé"  # the key was introduced by «clé»: that is context enough
         if word:
             out.append(NirMatch(value13 + key, m.start(), m.end(), "high", True, word))
-        elif m.group("s") in "78":
+        elif s in "78":
             continue  # a NIA (7/8) only next to a context word: random numbers look alike
         elif not rules.negative.find(text[max(0, m.start() - rules.negative_window):m.start()]):
             out.append(NirMatch(value13 + key, m.start(), m.end(), "medium", True, ""))

@@ -7,6 +7,8 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.config import ConfigError
 from gateway.detect.lexicon import Lexicon, TermMatch
@@ -342,3 +344,80 @@ def test_missing_rules_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         Lexicon.load(tmp_path / "absent.toml")
     assert "absent.toml" in str(info.value)
+
+
+# --- the Hyperscan prefilter: same matches as the trie over the whole text ------------------
+_NOISE = ["le", "patient", "code", "CIM", "M54.5", "séance", "de", "la", "x", "2024", "_", "’",
+          "»", "\n", "\n> ", "  ", "-", "é", "Œ", "PTG", "ptg", "AVC", "sep", "SEP", "Dr"]
+_JOINS = [" ", " ", "  ", "-", "\n", "\n> ", "’", "'", "\u00a0", "\u2011", "", "/", " " * 16]
+
+
+@st.composite
+def _health_text(draw: st.DrawFn) -> str:
+    forms = draw(st.lists(st.sampled_from(_FORMS), min_size=1, max_size=4))
+    parts: list[str] = []
+    for form in forms:
+        parts.append(draw(st.sampled_from(_NOISE)))
+        parts.append(draw(st.sampled_from([" ", "", "\n", "(", "_"])))
+        words = form.split(" ")
+        join = draw(st.sampled_from(_JOINS))
+        text = join.join(words)
+        case = draw(st.sampled_from(["", "upper", "title", "nfd", "plural"]))
+        if case == "upper":
+            text = text.upper()
+        elif case == "title":
+            text = text.title()
+        elif case == "nfd":
+            text = unicodedata.normalize("NFD", text)
+        elif case == "plural":
+            text += "s"
+        parts.append(text)
+        parts.append(draw(st.sampled_from([" ", "", ".", "e", "\n"])))
+    return "".join(parts)
+
+
+_FORMS = sorted({form for entry in Lexicon.default().entries for form in entry.forms})
+
+
+@settings(max_examples=500, deadline=None)
+@given(_health_text())
+def test_prefilter_finds_what_the_whole_trie_finds(text: str) -> None:
+    lexicon = Lexicon.default()
+    prefilter = lexicon._c.prefilter
+    got = lexicon.find(text)
+    everywhere = [(0, 10**9)]
+    prefilter.windows = lambda padded: (everywhere, everywhere)  # type: ignore[method-assign]
+    try:
+        expected = lexicon.find(text)
+    finally:
+        del prefilter.windows
+    assert got == expected
+
+
+def test_separator_runs_are_capped(lexicon: Lexicon) -> None:
+    """Up to 16 separator characters between the words of a form; a wider gap (a table's
+    columns) is not read as one term."""
+    for gap, evidence in ((16, "amputation" + " " * 16 + "fémorale"), (17, "amputation")):
+        text = "amputation" + " " * gap + "fémorale"
+        assert found(lexicon, text) == [("amputation", evidence)]
+
+
+def test_compiled_database_is_kept_in_the_cache(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from gateway.detect import lexicon as module
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    data = {"group": [{"category": "test", "entries": ["lombalgie", "prothèse de hanche"]}]}
+    module._hs_database.cache_clear()
+    Lexicon.from_data(data)
+    [cached] = (tmp_path / "vigie").glob("lexicon-*.hsdb")
+    cached.write_bytes(b"not a database")  # a damaged cache is compiled again
+    module._hs_database.cache_clear()
+    lexicon = Lexicon.from_data(data)
+    assert [m.term for m in lexicon.find("Prothèses  de\nhanche, lombalgie")] == [
+        "prothèse de hanche", "lombalgie"]
+    assert cached.read_bytes() != b"not a database"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cached))  # a cache that cannot be written
+    module._hs_database.cache_clear()
+    assert len(Lexicon.from_data(data).find("lombalgie")) == 1
+    module._hs_database.cache_clear()

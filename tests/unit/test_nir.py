@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 import pytest
@@ -202,3 +203,62 @@ def test_nia_needs_a_context_word() -> None:
     assert found(f"NIA : {value}") == []  # «nia» is not in this test's context list
     assert found(f"matricule INS {value}") == [(value, "high")]
     assert found(f"Le bordereau {value} accompagne l'envoi.") == []
+
+
+# --- the Hyperscan prefilter finds every match the regex finds ---------------------------
+_PIECES = ["1", "2", "4", "7", "8", "0", "9", "5", "85", "05", "78", "006", "084", "36",
+           "2A", "2b", " ", "  ", ".", "-", "\u00a0", "\u202f", "\u2013", "\t", "\n", "\r\n",
+           "> ", "(", ")", "clé", "CLÉ", " : ", "a", "Z", "é", "’", "\u0301", "x1", "_"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=60))
+def test_prefilter_windows_hold_every_regex_match(pieces: list[str]) -> None:
+    from gateway.detect.nir import _NIR_RE, _matches
+
+    text = "".join(pieces)
+    expected = [(m.start(), m.end(), m.groups()) for m in _NIR_RE.finditer(text)]
+    assert [(m.start(), m.end(), m.groups()) for m in _matches(text)] == expected
+
+
+@pytest.mark.parametrize("text", [
+    "NIR : 1 85 05 78 006 084 36",
+    "1850578006084\n36 au bout de la ligne",
+    "n° 1 85 05 78\n>  006 084 (clé 36)",
+    "185057800608436185057800608436",            # 30 digits: no NIR inside a run
+    "ref 41850578006084361",
+    "1 85 05 78 006 084\n\n36",
+    "x" * 500 + "1 85 05 78 006 084 36" + "\n" * 3 + "2 85 05 78 006 084 36",
+])
+def test_prefilter_agrees_with_the_regex_on_layouts(text: str) -> None:
+    from gateway.detect.nir import _NIR_RE, _matches
+
+    assert [m.span() for m in _matches(text)] == [m.span() for m in _NIR_RE.finditer(text)]
+
+
+_SEPS = ["", "", " ", "  ", "    ", ".", "-", "\u00a0", "\u202f", "\u2013", "\t", "\n", "\r\n",
+         "\n> ", "   \n  >> ", " " * 9 + "\n", "(", " (clé ", " clé : ", "CLÉ", "7", "a", "’"]
+_NUMBERS = ["185057800608436", "2850578006084", "18505780060843612", "7850578006084",
+            "1852A78006084", "41850578006084361", "085057800608436"]
+
+
+@st.composite
+def _numbers_in_layouts(draw: st.DrawFn) -> str:
+    parts: list[str] = []
+    for _ in range(draw(st.integers(1, 4))):
+        parts.append(draw(st.sampled_from(["", " ", "x", "\n", "n° ", "é"])))
+        digits = draw(st.sampled_from(_NUMBERS))
+        cuts = [0, 1, 3, 5, 7, 10, 13, len(digits)]
+        for a, b in itertools.pairwise(cuts):
+            parts.append(digits[a:b])
+            parts.append(draw(st.sampled_from(_SEPS)))
+    return "".join(parts)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_numbers_in_layouts())
+def test_prefilter_finds_numbers_in_every_layout(text: str) -> None:
+    from gateway.detect.nir import _NIR_RE, _matches
+
+    expected = [(m.start(), m.end(), m.groups()) for m in _NIR_RE.finditer(text)]
+    assert [(m.start(), m.end(), m.groups()) for m in _matches(text)] == expected
