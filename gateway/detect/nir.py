@@ -183,8 +183,8 @@ def _fold(text: str) -> str:
     """Lower case, accents and other non-ASCII marks dropped (C-speed passes only)."""
     if text.isascii():
         return text.lower()
-    try:
-        data = text.encode("latin-1")
+    try:  # the typographic apostrophe is the one common character beyond latin-1
+        data = text.replace("’", "'").encode("latin-1")
     except UnicodeEncodeError:
         return _slow_fold(text)
     if _MULTI_RE.search(text):
