@@ -44,6 +44,7 @@ from typing import Any
 import hyperscan
 
 from gateway.config import ConfigError
+from gateway.detect.fold import WORD_CLASS, Folded, fold
 
 __all__ = ["Entry", "Lexicon", "TermMatch"]
 
@@ -55,51 +56,8 @@ _MAX_EXPANSIONS = 256
 # form (the trie itself has no cap, but only runs where the prefilter saw a form).
 _HS_SEP_MAX = 16
 
-# --- folding ----------------------------------------------------------------------
-# Word characters of the folded text: a-z, 0-9, \x9c (œ), \xe6 (æ); anything else is
-# a boundary. Characters beyond latin-1 arrive as "?" (an œ, an ’, a narrow NBSP, a
-# non-breaking hyphen…): the patterns accept "?" where one of those can stand.
-_W = r"a-z0-9\x9c\xe6"
-
-
-def _fold_table() -> bytes:
-    table = bytearray(range(256))
-    for c in range(ord("A"), ord("Z") + 1):
-        table[c] = c + 32
-    groups = {
-        "a": "ÀÁÂÃÄÅàáâãäåª", "c": "Çç", "d": "Ðð", "e": "ÈÉÊËèéêë", "i": "ÌÍÎÏìíîï",
-        "n": "Ññ", "o": "ÒÓÔÕÖØòóôõöøº", "u": "ÙÚÛÜùúûüµ", "y": "Ýýÿ", "t": "Þþ", "s": "ß",
-    }
-    for base, chars in groups.items():
-        for ch in chars:
-            table[ord(ch)] = ord(base)
-    table[0xC6] = 0xE6  # Æ -> æ
-    table[0x8C] = 0x9C  # Œ / œ as cp1252 bytes read as latin-1
-    for ch in "\x92\xb4`":  # ’ read as latin-1, acute accent and backtick used as apostrophes
-        table[ord(ch)] = ord("'")
-    table[0xA0] = ord(" ")  # NBSP
-    return bytes(table)
-
-
-_TABLE = _fold_table()
-
-
-def _fold(text: str) -> tuple[bytes, list[int] | None]:
-    """Folded bytes of ``text`` and, only when lengths differ, folded→original offsets."""
-    if text.isascii():
-        return text.encode("ascii").translate(_TABLE), None
-    if unicodedata.is_normalized("NFC", text):
-        return text.encode("latin-1", "replace").translate(_TABLE), None
-    # Decomposed accents (macOS mail, some PDFs): drop combining marks, keep a map.
-    keep: list[str] = []
-    index: list[int] = []
-    for i, ch in enumerate(text):
-        if unicodedata.combining(ch):
-            continue
-        keep.append(ch)
-        index.append(i)
-    index.append(len(text))
-    return "".join(keep).encode("latin-1", "replace").translate(_TABLE), index
+# --- folding: see gateway.detect.fold --------------------------------------------------
+_W = WORD_CLASS
 
 
 # --- surface forms -> regex atoms ------------------------------------------------------
@@ -470,12 +428,14 @@ class Lexicon:
         return _Builder(file, source).build(data)
 
     # --- matching ------------------------------------------------------------------
-    def find(self, text: str) -> list[TermMatch]:
-        """Every health term and CIM-10 code in ``text``, in order of position."""
+    def find(self, text: str, folded_text: Folded | None = None) -> list[TermMatch]:
+        """Every health term and CIM-10 code in ``text``, in order of position
+        (``folded_text``: ``fold(text)``, when the caller has it already)."""
         if not text:
             return []
         c = self._c
-        folded, index = _fold(text)
+        f = folded_text if folded_text is not None else fold(text)
+        folded, index = f.data, f.index
         padded = b" " + folded + b" "  # every form lies between two boundary characters
         windows, exact_windows = c.prefilter.windows(padded)
         hits: list[_Hit] = []

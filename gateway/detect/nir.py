@@ -12,11 +12,13 @@ import itertools
 import re
 import threading
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import hyperscan
+
+from gateway.detect.fold import WORD_CLASS, Folded, fold
 
 # Where a character class below names characters beyond latin-1, the prefilter
 # (Hyperscan over ``text.encode("latin-1", "replace")``) sees "?" in their place.
@@ -192,41 +194,74 @@ def _fold(text: str) -> str:
     return data.translate(_TABLE, _DELETE).decode("ascii")
 
 
-def _trie(words: Iterable[str]) -> str:
-    """One regex for ``words``, each ending on a word boundary; the longest wins."""
+def _trie(words: Iterable[str], atom: Callable[[str], str] = re.escape,
+          end: str = r"(?![0-9a-z])", leaves: list[str] | None = None) -> str:
+    """One regex for ``words``, each ending on a word boundary (``end``), the longest
+    first at each node. ``atom`` spells one character; with ``leaves``, each word ends
+    in an empty group: group ``k`` is word ``leaves[k - 1]``."""
     root: dict[str, Any] = {}
     for word in words:
         node = root
         for ch in word:
             node = node.setdefault(ch, {})
-        node[""] = {}
+        node[""] = word
 
     def emit(node: dict[str, Any]) -> str:
-        branches = [re.escape(ch) + emit(child) for ch, child in node.items() if ch]
+        branches = [atom(ch) + emit(child) for ch, child in node.items() if ch]
         if "" in node:
-            branches.append(r"(?![0-9a-z])")
+            if leaves is not None:
+                leaves.append(node[""])
+                branches.append("()" + end)
+            else:
+                branches.append(end)
         return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
 
     return emit(root)
 
 
+def _folded_atom(ch: str) -> str:
+    """One character of a context word in the folded bytes (gateway.detect.fold): an
+    apostrophe or a space may also be a "?" (’, narrow NBSP)."""
+    return f"[{re.escape(ch)}?]" if ch in " '" else re.escape(ch)
+
+
 class ContextWords:
-    """A set of words/phrases matched accent- and case-insensitively on word boundaries."""
+    """A set of words/phrases matched accent- and case-insensitively on word boundaries:
+    in a string (``find``), or in the folded bytes of a whole text (``search``, with
+    the words folded by ``gateway.detect.fold`` too)."""
 
     def __init__(self, words: Iterable[str]) -> None:
-        folded = sorted({_fold(w) for w in words if w.strip()}, key=len, reverse=True)
-        words = [w for w in folded if w]
+        words = [w for w in words if w.strip()]
+        folded = [w for w in sorted({_fold(w) for w in words}, key=len, reverse=True) if w]
         # A trie of the words (re tries the alternatives of a group one by one), longest
         # first at each node; the look-ahead on first characters lets re skip ahead.
-        first = "".join(sorted({re.escape(w[0]) for w in words}))
+        first = "".join(sorted({re.escape(w[0]) for w in folded}))
         self.pattern = re.compile(
-            f"(?=[{first}])(?<![0-9a-z]){_trie(words)}") if words else None
+            f"(?=[{first}])(?<![0-9a-z]){_trie(folded)}") if folded else None
+        # The same words in folded bytes; a match names its word as ``find`` does.
+        names = {fold(w).data.decode("latin-1"): _fold(w) for w in words}
+        spelt = sorted((k for k, v in names.items() if k and v), key=len, reverse=True)
+        leaves: list[str] = []
+        body = _trie(spelt, _folded_atom, f"(?![{WORD_CLASS}])", leaves)
+        self._names = [names[w] for w in leaves]
+        first_bytes = "".join(sorted({_folded_atom(w[0])[1:-1] if w[0] in " '"
+                                      else re.escape(w[0]) for w in spelt}))
+        self.folded_pattern = re.compile(
+            f"(?=[{first_bytes}])(?<![{WORD_CLASS}]){body}".encode("latin-1")
+        ) if spelt else None
 
     def find(self, text: str) -> str:
         if self.pattern is None:
             return ""
         m = self.pattern.search(_fold(text))
         return m.group(0) if m else ""
+
+    def search(self, folded: bytes, low: int, high: int) -> str:
+        """The first word in ``folded[low:high]``, the bytes around it in view."""
+        if self.folded_pattern is None:
+            return ""
+        m = self.folded_pattern.search(folded, max(0, low), high)
+        return self._names[(m.lastindex or 1) - 1] if m else ""
 
 
 @dataclass(frozen=True)
@@ -253,7 +288,9 @@ class _Prefilter:
     def __init__(self) -> None:
         # The look-arounds of the regex become characters to consume, so that a run
         # of digits is reported once, not at each of its digits.
-        number = f"(?:^|[^0-9A-Za-z]){_nir_pattern(1, breaks=False)}(?:[^0-9]|$)"
+        # Over folded bytes, where an accented letter before a number reads as a
+        # letter: only a digit before it rules a start out.
+        number = f"(?:^|[^0-9]){_nir_pattern(1, breaks=False)}(?:[^0-9]|$)"
         expressions = [number.encode("ascii"),
                        (rf"\d[ \t]{{0,{_BREAK_RUN}}}\r?\n[> \t]{{0,{_BREAK_RUN}}}"
                         rf"\(?[ \xa0?]{{0,3}}[\dcC]").encode("ascii")]
@@ -262,11 +299,10 @@ class _Prefilter:
                         flags=[hyperscan.HS_FLAG_SOM_LEFTMOST] * 2)
         self._local = threading.local()
 
-    def windows(self, text: str) -> list[tuple[int, int]]:
-        """Merged spans of ``text`` that hold every match of ``_NIR_RE``, each ending
+    def windows(self, data: bytes) -> list[tuple[int, int]]:
+        """Merged spans of the text whose folded bytes (gateway.detect.fold, one per
+        character) are ``data``, that hold every match of ``_NIR_RE``, each ending
         where no digit follows (so that ``(?!\\d)`` reads the real next character)."""
-        # one byte per character: byte offsets are character offsets
-        data = text.encode("ascii") if text.isascii() else text.encode("latin-1", "replace")
         scratch = getattr(self._local, "scratch", None)
         if scratch is None:  # a scratch space per thread: scans may run in parallel
             scratch = self._local.scratch = hyperscan.Scratch(self.db)
@@ -302,21 +338,44 @@ class _Prefilter:
 _PREFILTER = _Prefilter()
 
 
-def _matches(text: str) -> Iterator[re.Match[str]]:
+def _matches(text: str, folded: Folded | None = None) -> Iterator[re.Match[str]]:
     """The matches of ``_NIR_RE.finditer(text)``, looked for only where they can be:
     a match is one the prefilter reports (or holds a line break it reports), its
-    window holds it whole, and the look-behind reads before the window."""
+    window holds it whole, and the look-behind reads before the window. Decomposed
+    text (an offset map) is scanned whole."""
+    f = folded if folded is not None else fold(text)
     finditer = _NIR_RE.finditer
-    for start, end in _PREFILTER.windows(text):
+    if f.index is not None:
+        yield from finditer(text)
+        return
+    for start, end in _PREFILTER.windows(f.data):
         yield from finditer(text, start, end)
 
 
-def find_nirs(text: str, rules: NirRules) -> list[NirMatch]:
-    """Every NIR-like number of ``text`` reported with its confidence."""
+def find_nirs(text: str, rules: NirRules, folded_text: Folded | None = None
+              ) -> list[NirMatch]:
+    """Every NIR-like number of ``text`` reported with its confidence
+    (``folded_text``: ``fold(text)``, when the caller has it already)."""
     out: list[NirMatch] = []
-    finditer = _NIR_RE.finditer
-    for m in itertools.chain.from_iterable(  # _matches(text), without a generator's cost
-            finditer(text, start, end) for start, end in _PREFILTER.windows(text)):
+    f = folded_text if folded_text is not None else fold(text)
+    data = f.data
+    context, strong, negative = rules.context, rules.strong, rules.negative
+    before, after, negative_window = (rules.window_before, rules.window_after,
+                                      rules.negative_window)
+    word: Callable[[ContextWords, int, int], str]
+    if f.index is None:
+        finditer = _NIR_RE.finditer
+        matches: Iterable[re.Match[str]] = itertools.chain.from_iterable(
+            finditer(text, start, end) for start, end in _PREFILTER.windows(data))
+
+        def word(words: ContextWords, low: int, high: int) -> str:
+            return words.search(data, low, high)
+    else:  # decomposed text: offsets differ, read the words in the text itself
+        matches = _NIR_RE.finditer(text)
+
+        def word(words: ContextWords, low: int, high: int) -> str:
+            return words.find(text[max(0, low):high])
+    for m in matches:
         s, yy, mm, dep, com, order, key = m.groups()
         keyless = key is None
         if keyless and _AFTER_KEYLESS.match(text, m.end()):
@@ -326,22 +385,20 @@ def find_nirs(text: str, rules: NirRules) -> list[NirMatch]:
         value13 = f"{s}{yy}{mm}{dep.upper()}{com}{order}"
         if not keyless and nir_key(value13) != int(key):
             continue
-        before = text[max(0, m.start() - rules.window_before):m.start()]
-        after = text[m.end():m.end() + rules.window_after]
-        window = before + " " + after
+        start, end = m.span()
+        low, high = max(0, start - before), end + after
         if keyless:
-            word = rules.strong.find(window)
-            if not word:
-                continue
-            out.append(NirMatch(value13, m.start(), m.end(), "medium", False, word))
+            found = word(strong, low, start) or word(strong, end, high)
+            if found:
+                out.append(NirMatch(value13, start, end, "medium", False, found))
             continue
-        word = rules.context.find(window)
-        if not word and "cl" in m.group(0).lower():
-            word = "clé"  # the key was introduced by «clé»: that is context enough
-        if word:
-            out.append(NirMatch(value13 + key, m.start(), m.end(), "high", True, word))
+        found = word(context, low, start) or word(context, end, high)
+        if not found and "cl" in m.group(0).lower():
+            found = "clé"  # the key was introduced by «clé»: that is context enough
+        if found:
+            out.append(NirMatch(value13 + key, start, end, "high", True, found))
         elif s in "78":
             continue  # a NIA (7/8) only next to a context word: random numbers look alike
-        elif not rules.negative.find(text[max(0, m.start() - rules.negative_window):m.start()]):
-            out.append(NirMatch(value13 + key, m.start(), m.end(), "medium", True, ""))
+        elif not word(negative, start - negative_window, start):
+            out.append(NirMatch(value13 + key, start, end, "medium", True, ""))
     return out

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from gateway.detect.extract import TextChunk
+from gateway.detect.fold import fold
 from gateway.detect.lexicon import Lexicon, TermMatch
 from gateway.detect.nir import ContextWords, NirMatch, NirRules, find_nirs
 
@@ -132,9 +133,10 @@ def assess(chunks: Sequence[TextChunk], rules: AssessRules, lexicon: Lexicon,
         text = chunk.text
         if not text:
             continue
-        for nir in find_nirs(text, rules.nir):
+        folded = fold(text)  # both detectors scan the same folded bytes
+        for nir in find_nirs(text, rules.nir, folded):
             out.nirs.append(FoundNir(chunk.source, chunk.container, nir))
-        terms = lexicon.find(text)
+        terms = lexicon.find(text, folded)
         typed = chunk.container in TEXT_CONTAINERS
         listed = _speciality_lines(text, terms) if typed else set()
         signature = _signature_start(text) if typed else len(text)

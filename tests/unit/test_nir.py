@@ -262,3 +262,35 @@ def test_prefilter_finds_numbers_in_every_layout(text: str) -> None:
 
     expected = [(m.start(), m.end(), m.groups()) for m in _NIR_RE.finditer(text)]
     assert [(m.start(), m.end(), m.groups()) for m in _matches(text)] == expected
+
+
+_WORD_PIECES = ["numéro de sécurité sociale", "N° de Sécurité Sociale", "sécu", "NIR", "nir",
+                "Carte Vitale", "carte\u00a0vitale", "carte\u202fvitale", "matricule INS",
+                "numéro d’assuré", "numéro d'assuré", "n° d’assuré", "assurée", "clé", "CLÉ",
+                "insee", "ins", "moins", "vitales", "facture", "tél.", "Tél", "colis", " ", " ",
+                "  ", "\n", "-", "é", "x", "2", "(", ":", "_", "« ", " »", "’"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(_WORD_PIECES), max_size=12))
+def test_context_words_read_the_same_in_folded_bytes(pieces: list[str]) -> None:
+    from gateway.detect.fold import fold
+
+    text = "".join(pieces)
+    data = fold(text).data
+    for words in (RULES.context, RULES.strong, RULES.negative):
+        assert words.search(data, 0, len(data)) == words.find(text)
+
+
+def test_context_words_next_to_letters_beyond_latin1() -> None:
+    """In folded bytes a letter beyond latin-1 (œ, ł…) is a "?", so it ends a word, as
+    do latin-1 signs («, °) that the string fold drops; ’ and the narrow NBSP are read
+    as an apostrophe and a space."""
+    from gateway.detect.fold import fold
+
+    data = fold("NIRœ").data
+    assert RULES.context.search(data, 0, len(data)) == "nir"
+    data = fold("sécurité sociale«nir").data
+    assert RULES.context.search(data, 0, len(data)) == "securite sociale"
+    data = fold("numéro de sécurité\u202fsociale").data
+    assert RULES.context.search(data, 0, len(data)) == "numero de securite sociale"
