@@ -332,8 +332,10 @@ class Vigie:
         # cwd = workdir: `python -m` puts the cwd first on sys.path, and the cwd may be a
         # checkout other than the one wanted.
         env = dict(os.environ)
-        # as deploy/vigie.service runs it: fewer malloc arenas for the worker threads
+        # as deploy/vigie.service runs it: fewer malloc arenas for the worker threads,
+        # big buffers returned to the system when freed
         env.setdefault("MALLOC_ARENA_MAX", "2")
+        env.setdefault("MALLOC_MMAP_THRESHOLD_", "131072")
         rules = ""
         if src is not None:  # vigie from another tree (e.g. a `git archive` of a commit)
             env["PYTHONPATH"] = os.pathsep.join(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 import ssl
 from pathlib import Path
 from typing import Protocol
@@ -77,6 +78,19 @@ class HopSession(Protocol):
     async def data(self, content: bytes) -> Reply: ...
     async def rset(self) -> None: ...
     async def close(self) -> None: ...
+
+
+_QUOTED_LOCAL = re.compile(r'^"(?:[^"\\\r\n]|\\.)*"')
+_NOT_IN_ADDRESS = re.compile(r'[\s<>"\x00-\x1f\x7f]')
+
+
+def _quoted(address: str) -> str:
+    """``<address>`` for a MAIL / RCPT line; ValueError when the address could end the
+    path early or smuggle parameters (whitespace, <, >, " outside a quoted local part,
+    control characters)."""
+    if _NOT_IN_ADDRESS.search(_QUOTED_LOCAL.sub("", address, count=1)):
+        raise ValueError("address not permitted on an SMTP command line")
+    return f"<{address}>"
 
 
 class UpstreamSession:
@@ -153,8 +167,11 @@ class UpstreamSession:
     async def mail(self, sender: str, options: list[str]) -> Reply:
         encoding = "utf-8" if any(o.upper() == "SMTPUTF8" for o in options) else "ascii"
         try:
-            resp = await self.smtp.mail(sender, options=self._options(options),
-                                        encoding=encoding)
+            # Straight to the command: SMTP.mail() parses the address again with
+            # email.utils (0.05 ms a message); ours was parsed and checked already.
+            resp = await self.smtp.execute_command(
+                b"MAIL", b"FROM:" + _quoted(sender).encode(encoding),
+                *(o.encode("ascii") for o in self._options(options)))
         except aiosmtplib.SMTPResponseException as exc:
             return from_response(exc.code, exc.message)
         except (UnicodeEncodeError, ValueError):
@@ -167,7 +184,8 @@ class UpstreamSession:
 
     async def rcpt(self, recipient: str, options: list[str]) -> Reply:
         try:
-            resp = await self.smtp.rcpt(recipient, encoding="utf-8")
+            resp = await self.smtp.execute_command(
+                b"RCPT", b"TO:" + _quoted(recipient).encode("utf-8"))
         except aiosmtplib.SMTPResponseException as exc:
             return from_response(exc.code, exc.message)
         except ValueError:

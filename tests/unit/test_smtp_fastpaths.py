@@ -26,3 +26,25 @@ def test_getaddr_matches_aiosmtpd(arg: str) -> None:
 
 def test_source_routes_are_refused() -> None:
     assert VigieSMTP(_Handler())._getaddr("<@relay.example:victim@example.org>") == (None, None)
+
+
+@pytest.mark.parametrize(("address", "line"), [
+    ("camille@kine-exemple.fr", "<camille@kine-exemple.fr>"),
+    ("", "<>"),
+    ('"cabinet kiné"@kine-exemple.fr', '<"cabinet kiné"@kine-exemple.fr>'),
+])
+def test_upstream_address_quoting(address: str, line: str) -> None:
+    from gateway.smtp.relay import _quoted
+
+    assert _quoted(address) == line
+
+
+@pytest.mark.parametrize("address", [
+    "a@b.fr> SIZE=1", "a@b.fr\r\nRSET", "a b@c.fr", "<a@b.fr>", 'a"@b.fr', "a@b.fr\x00",
+    '"x"@b.fr> AUTH=<>',
+])
+def test_upstream_address_quoting_refuses_what_could_smuggle_parameters(address: str) -> None:
+    from gateway.smtp.relay import _quoted
+
+    with pytest.raises(ValueError):
+        _quoted(address)
