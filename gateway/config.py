@@ -102,6 +102,11 @@ class UpstreamConfig:
     timeout: float = 60.0
     data_timeout: float = 180.0
     helo: str = ""
+    # Sessions of the shared upstream account kept open after a client leaves, for
+    # the next one (mail programs open a connection per message): at most this many,
+    # each for at most idle_timeout seconds. 0 = close each session at once.
+    idle_sessions: int = 20
+    idle_timeout: float = 60.0
 
 
 @dataclass
@@ -395,6 +400,12 @@ def _validate(cfg: Config, *, file: str | None, text: str) -> None:
                          ("dns", "timeout")):
         if getattr(getattr(cfg, section), key) <= 0:
             fail(section, key, "doit être strictement positif", "must be greater than 0")
+    if not 0 <= cfg.upstream.idle_sessions <= 1000:
+        fail("upstream", "idle_sessions", "doit être entre 0 et 1000",
+             "must be between 0 and 1000")
+    if cfg.upstream.idle_timeout <= 0:
+        fail("upstream", "idle_timeout", "doit être strictement positif",
+             "must be greater than 0")
     if cfg.auth.failure_delay < 0:
         fail("auth", "failure_delay", "ne peut pas être négatif", "cannot be negative")
     if cfg.auth.max_failures < 1:

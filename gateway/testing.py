@@ -180,6 +180,16 @@ class CapturingUpstream:
             self._lt.run(_stop())
         self._lt.close()
 
+    def drop_connections(self) -> None:
+        """Close every client connection, as a server does with idle ones."""
+        async def _drop() -> None:
+            for proto in self._protocols:
+                if proto.transport is not None:
+                    proto.transport.close()
+            await asyncio.sleep(0.05)
+
+        self._lt.run(_drop())
+
     def configure(self, cfg: Config) -> Config:
         """Point a config's [upstream] at this server (trusting its certificate)."""
         cfg.upstream.host = "localhost"
@@ -212,6 +222,7 @@ class GatewayThread:
         self.cfg = cfg
         self._lt = LoopThread()
         self.gateway = Gateway(cfg, **kwargs)
+        self._stopped = False
 
     def start(self) -> GatewayThread:
         self._lt.run(self.gateway.start())
@@ -231,5 +242,8 @@ class GatewayThread:
         return str(self.gateway.cert_path)
 
     def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
         self._lt.run(self.gateway.stop())
         self._lt.close()

@@ -28,7 +28,7 @@ from gateway.model import Direction, Message, domain_of, prepend_header
 from gateway.model import Envelope as MsgEnvelope
 from gateway.policy import Decision, Reply, temporary_reply
 from gateway.quarantine.folder import HoldFolder
-from gateway.smtp.relay import HopAuthRefused, HopSession, HopUnavailable
+from gateway.smtp.relay import HopAuthRefused, HopPool, HopSession, HopUnavailable
 from gateway.users import User, UsersFile
 
 log = logging.getLogger("vigie.smtp")
@@ -41,6 +41,7 @@ class ConnState:
     """Per-connection state kept on the protocol object (survives STARTTLS)."""
 
     hop: HopSession | None = None
+    pooled: bool = False  # hop came from the pool and has not answered a command yet
     credentials: tuple[str, str] | None = None  # upstream mode: kept in memory only
     in_transaction: bool = False
     auth_failures: int = 0
@@ -74,10 +75,11 @@ class SubmissionHandler:
     """Hooks for authenticated submission (port 587/465 style)."""
 
     def __init__(self, cfg: Config, engine: Engine, hop_factory: HopFactory,
-                 users: UsersFile, hold: HoldFolder) -> None:
+                 users: UsersFile, hold: HoldFolder, pool: HopPool | None = None) -> None:
         self.cfg = cfg
         self.engine = engine
         self.hop_factory = hop_factory
+        self.pool = pool  # idle sessions of the shared upstream account
         self.users = users
         self.hold_folder = hold
         self.audit = AuditLog(cfg.audit_log)
@@ -200,7 +202,7 @@ class SubmissionHandler:
                                          "Temporary internal error in vigie."), self.cfg)
 
     # --- envelope -----------------------------------------------------
-    async def _hop(self, state: ConnState) -> HopSession:
+    async def _hop(self, state: ConnState, *, fresh: bool = False) -> HopSession:
         if state.hop is not None and state.hop.usable:
             return state.hop
         if state.hop is not None:
@@ -208,8 +210,10 @@ class SubmissionHandler:
             state.hop = None
         if state.credentials is not None:
             state.hop = await self.hop_factory(*state.credentials)
-        else:
-            state.hop = await self.hop_factory(None, None)
+            return state.hop
+        pooled = None if fresh or self.pool is None else self.pool.take()
+        state.pooled = pooled is not None
+        state.hop = pooled or await self.hop_factory(None, None)
         return state.hop
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
@@ -229,6 +233,16 @@ class SubmissionHandler:
             await hop.rset()
             state.in_transaction = False
         reply = await hop.mail(address, mail_options)
+        if state.pooled and reply.code >= 400 and not hop.usable:
+            # A kept session the upstream had dropped meanwhile: once more, on a new one.
+            try:
+                hop = await self._hop(state, fresh=True)
+            except HopAuthRefused as exc:
+                return f"454 4.7.0 {exc.text}"
+            except HopUnavailable as exc:
+                return reply_str(exc.reply, self.cfg)
+            reply = await hop.mail(address, mail_options)
+        state.pooled = False
         if reply.code == 250:
             envelope.mail_from = address
             envelope.mail_options.extend(mail_options)
@@ -353,11 +367,22 @@ class SubmissionHandler:
 
 
 async def close_connection(server: SMTP) -> None:
+    """The client is gone: its upstream session goes back to the pool when it is the
+    shared account's and out of any transaction, else it is closed."""
     state = getattr(server, "vigie_state", None)
     if isinstance(state, ConnState) and state.hop is not None:
         hop, state.hop = state.hop, None
+        shared = state.credentials is None
         state.credentials = None
-        await hop.close()
+        handler = server.event_handler
+        pool = handler.pool if isinstance(handler, SubmissionHandler) else None
+        if pool is not None and shared:
+            if state.in_transaction:
+                state.in_transaction = False
+                await hop.rset()
+            await pool.give(hop)
+        else:
+            await hop.close()
 
 
 def _peer_ip(session: Session) -> str | None:

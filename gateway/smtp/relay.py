@@ -13,6 +13,7 @@ import functools
 import logging
 import re
 import ssl
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -78,6 +79,61 @@ class HopSession(Protocol):
     async def data(self, content: bytes) -> Reply: ...
     async def rset(self) -> None: ...
     async def close(self) -> None: ...
+
+
+class HopPool:
+    """Idle sessions of the shared upstream account, kept for the next client: mail
+    programs open a connection per message, and the upstream's TLS handshake and
+    EHLO are then paid once rather than for each message. Sessions come back here
+    only from finished clients, so there are never more open than were in use at
+    once; at most ``size`` wait, each at most ``idle_timeout`` seconds."""
+
+    def __init__(self, size: int, idle_timeout: float) -> None:
+        self.size = size
+        self.idle_timeout = idle_timeout
+        self._idle: list[tuple[float, HopSession]] = []
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def __len__(self) -> int:
+        return len(self._idle)
+
+    def take(self) -> HopSession | None:
+        """The most recently used live session, or None; stale ones are closed."""
+        now = time.monotonic()
+        while self._idle:
+            since, hop = self._idle.pop()
+            if hop.usable and now - since < self.idle_timeout:
+                return hop
+            self._close_later(hop)
+        return None
+
+    async def give(self, hop: HopSession) -> None:
+        """Keep ``hop`` (out of any transaction) for a later client, or close it."""
+        self._expire()
+        if hop.usable and len(self._idle) < self.size:
+            self._idle.append((time.monotonic(), hop))
+        else:
+            await hop.close()
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        keep = []
+        for since, hop in self._idle:
+            if hop.usable and now - since < self.idle_timeout:
+                keep.append((since, hop))
+            else:
+                self._close_later(hop)
+        self._idle = keep
+
+    def _close_later(self, hop: HopSession) -> None:
+        task = asyncio.get_running_loop().create_task(hop.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def close(self) -> None:
+        idle, self._idle = self._idle, []
+        await asyncio.gather(*(hop.close() for _, hop in idle), *self._closing,
+                             return_exceptions=True)
 
 
 _QUOTED_LOCAL = re.compile(r'^"(?:[^"\\\r\n]|\\.)*"')

@@ -23,6 +23,7 @@ from gateway.logs import quiet_libraries
 from gateway.quarantine.folder import HoldFolder, ensure_private_dir
 from gateway.smtp.handler import AUTH_REQUIRED, SubmissionHandler, close_connection
 from gateway.smtp.relay import (
+    HopPool,
     HopSession,
     HopUnavailable,
     MaildirSession,
@@ -231,8 +232,12 @@ class Gateway:
         self.engine = engine or Engine(cfg)
         self.users = UsersFile(cfg.users_file)
         self.hold = HoldFolder(cfg.data_dir / "hold")
+        # Only the shared account's sessions are kept ([auth] mode = "local"); in
+        # "upstream" mode each client's session carries its own login.
+        self.pool = (HopPool(cfg.upstream.idle_sessions, cfg.upstream.idle_timeout)
+                     if cfg.upstream.host and cfg.upstream.idle_sessions else None)
         self.handler = SubmissionHandler(cfg, self.engine, self.hop_factory, self.users,
-                                         self.hold)
+                                         self.hold, self.pool)
         self.servers: list[asyncio.Server] = []
         self.background: set[asyncio.Task[None]] = set()
         self.live: set[VigieSMTP] = set()
@@ -328,6 +333,8 @@ class Gateway:
         await asyncio.sleep(0)  # let connection_lost callbacks run
         if self.background:
             await asyncio.gather(*self.background, return_exceptions=True)
+        if self.pool is not None:
+            await self.pool.close()
 
 
 async def serve_forever(cfg: Config) -> None:

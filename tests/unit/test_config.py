@@ -145,6 +145,9 @@ def test_parse_listen_rejects(item: str) -> None:
     ('[submission]\nlisten = ["127.0.0.1:0"]\n', "[submission] listen"),
     ("[limits]\nmessage_size = 99999999999999999999\n", "[limits] message_size"),
     ('[storage]\ndata_dir = "/etc/hostname"\n', "[storage] data_dir"),
+    ("[upstream]\nidle_sessions = -1\n", "[upstream] idle_sessions"),
+    ("[upstream]\nidle_timeout = 0\n", "[upstream] idle_timeout"),
+    ("[upstream]\nidle_timeout = nan\n", "[upstream] idle_timeout"),
 ])
 def test_more_bad_values(tmp_path: Path, text: str, key: str) -> None:
     with pytest.raises(ConfigError) as err:

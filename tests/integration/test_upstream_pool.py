@@ -1,0 +1,104 @@
+"""Upstream sessions of the shared account kept for the next client (mail programs open
+a connection per message): reused, never past idle_timeout, and a session the upstream
+dropped meanwhile costs the client nothing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from gateway.config import Config
+from gateway.testing import CapturingUpstream, GatewayThread, make_message
+from tests.conftest import connect
+
+MakeGW = Callable[..., GatewayThread]
+FROM, TO = "camille@cabinet-kine.fr", ["confrere@example.org"]
+
+
+def send(gw: GatewayThread, n: int = 1) -> None:
+    for _ in range(n):
+        with connect(gw) as client:
+            assert client.sendmail(FROM, TO, make_message()) == {}
+
+
+def wait_for(pred: Callable[[], bool], timeout: float = 5.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and not pred():
+        time.sleep(0.02)
+    return pred()
+
+
+def test_one_upstream_session_serves_client_after_client(
+        make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream) -> None:
+    gw = make_gateway(relay_config)
+    send(gw, 4)
+    assert len(upstream.messages) == 4
+    assert upstream.connections == 1
+
+
+def test_a_client_that_left_mid_transaction_leaves_a_clean_session(
+        make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream) -> None:
+    gw = make_gateway(relay_config)
+    client = connect(gw)
+    client.mail(FROM)
+    client.rcpt(TO[0])
+    client.close()  # gone without DATA or QUIT: the session is reset before it is kept
+    time.sleep(0.2)
+    send(gw)
+    assert [m.rcpt_tos for m in upstream.messages] == [TO]
+    assert upstream.connections == 1
+
+
+def test_a_session_the_upstream_dropped_is_replaced_without_a_4xx(
+        make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream) -> None:
+    gw = make_gateway(relay_config)
+    send(gw)
+    upstream.drop_connections()  # the upstream's idle timeout
+    send(gw)  # sendmail raises on any refusal
+    assert len(upstream.messages) == 2
+    assert upstream.connections == 2
+
+
+def test_sessions_are_not_kept_past_idle_timeout(
+        make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream) -> None:
+    relay_config.upstream.idle_timeout = 0.2
+    gw = make_gateway(relay_config)
+    send(gw)
+    time.sleep(0.4)
+    send(gw)
+    assert upstream.connections == 2
+
+
+def test_idle_sessions_zero_closes_each_session(
+        make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream) -> None:
+    relay_config.upstream.idle_sessions = 0
+    gw = make_gateway(relay_config)
+    send(gw, 3)
+    assert upstream.connections == 3
+
+
+def test_upstream_auth_sessions_are_never_shared(
+        make_gateway: MakeGW, tmp_path: Path) -> None:
+    up = CapturingUpstream(tmp_path, users={"camille": "secret-password-1"}).start()
+    try:
+        from gateway.testing import config_for_tests
+
+        cfg = up.configure(config_for_tests(tmp_path / "data"))
+        cfg.auth.mode = "upstream"
+        gw = make_gateway(cfg, user=False)
+        send(gw, 2)
+        assert len(up.messages) == 2
+        assert up.connections == 2  # each client logs in with its own password
+    finally:
+        up.stop()
+
+
+def test_stopping_vigie_closes_the_kept_sessions(
+        make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream) -> None:
+    gw = make_gateway(relay_config)
+    send(gw)
+    pool = gw.gateway.pool
+    assert pool is not None and len(pool) == 1
+    gw.stop()
+    assert len(pool) == 0
