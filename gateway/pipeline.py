@@ -32,6 +32,8 @@ class Pipeline:
         self.timeout = timeout
 
     async def run(self, message: Message) -> list[Finding]:
+        if len(self.checks) == 1:  # no task to schedule (the hygiene-only pipeline)
+            return await self._run_one(self.checks[0], message)
         results = await asyncio.gather(*(self._run_one(c, message) for c in self.checks))
         return [f for group in results for f in group]
 
