@@ -52,5 +52,7 @@ def _fmt(value: Any) -> str:
 
 def message_line(**fields: Any) -> None:
     """One logfmt line per message (and the same fields as JSON in json mode)."""
+    if not _msg_log.isEnabledFor(logging.INFO):
+        return
     _msg_log.info(" ".join(f"{k}={_fmt(v)}" for k, v in fields.items()),
                   extra={"vigie": fields})

@@ -29,6 +29,7 @@ _PLAIN_DATE = re.compile(rb"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?(?:[0-2]?\d|3[
                          rb"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} "
                          rb"(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d)? [+-]\d{4}(?: \(\w+\))?\s*$")
 _FIELD = re.compile(rb"^([!-9;-~]+)[ \t]*:")
+_LINE_END = re.compile(rb"\r\n|\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +39,17 @@ class Hit:
     evidence: tuple[str, ...] = ()
 
 
-def header_fields(header: bytes) -> tuple[list[tuple[str, bytes]], list[bytes]]:
+def header_lines(header: bytes) -> list[bytes]:
+    """The lines of a header block, without their CRLF or LF."""
+    return _LINE_END.split(header)
+
+
+def header_fields(header: bytes, lines: list[bytes] | None = None
+                  ) -> tuple[list[tuple[str, bytes]], list[bytes]]:
     """Unfold a header block into (lower-case name, raw value) pairs and stray lines."""
     fields: list[tuple[str, bytes]] = []
     stray: list[bytes] = []
-    for line in re.split(rb"\r\n|\n", header):
+    for line in header_lines(header) if lines is None else lines:
         if not line:
             continue
         if line[:1] in (b" ", b"\t") and fields:
@@ -61,7 +68,8 @@ def inspect(raw: bytes, *, declared_8bitmime: bool, smtputf8: bool,
             max_header_size: int = 64 * 1024) -> list[Hit]:
     hits: list[Hit] = []
     header, body = split_header_body(raw)
-    fields, stray = header_fields(header)
+    lines = header_lines(header)
+    fields, stray = header_fields(header, lines)
     if not raw.strip() or not fields or (stray and stray[0] == header.split(b"\n", 1)[0]
                                          .rstrip(b"\r")):
         hits.append(Hit("HYG_NOT_A_MESSAGE", Reason(
@@ -95,7 +103,7 @@ def inspect(raw: bytes, *, declared_8bitmime: bool, smtputf8: bool,
         hits.append(Hit("HYG_TOO_MANY_HEADERS", Reason(
             f"le message a trop d'en-têtes ({len(fields)})",
             f"the message has too many header fields ({len(fields)})"), (str(len(fields)),)))
-    long_lines = [ln for ln in re.split(rb"\r\n|\n", header) if len(ln) > MAX_LINE]
+    long_lines = [ln for ln in lines if len(ln) > MAX_LINE] if len(header) > MAX_LINE else []
     if long_lines:
         hits.append(Hit("HYG_HEADER_LINE_TOO_LONG", Reason(
             "une ligne d'en-tête dépasse 998 caractères",

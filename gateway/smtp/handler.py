@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import logging
 import secrets
 import time
@@ -408,6 +409,16 @@ def _clean(text: str | None) -> str:
                    if c.isascii() and c.isprintable() and c not in "()\\")[:255]
 
 
+@functools.lru_cache(maxsize=2)
+def _date_at(second: int) -> str:
+    return formatdate(second, localtime=True)
+
+
+def _trace_date() -> str:
+    """The Received field's date, formatted once a second."""
+    return _date_at(int(time.time()))
+
+
 def received_value(cfg: Config, server: SMTP, session: Session, env: MsgEnvelope) -> str:
     """RFC 5321 trace field; no recipient address (it may name a patient)."""
     tls = _tls_info(server)
@@ -419,4 +430,4 @@ def received_value(cfg: Config, server: SMTP, session: Session, env: MsgEnvelope
     using = f"\r\n\t(using {tls[0]} with cipher {tls[1]})" if tls else ""
     return (f"from {_clean(session.host_name)} ([{env.client_ip or 'unknown'}]){using}\r\n"
             f"\tby {_clean(cfg.hostname)} (vigie) with {proto} id {env.queue_id};\r\n"
-            f"\t{formatdate(localtime=True)}")
+            f"\t{_trace_date()}")

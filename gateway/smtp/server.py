@@ -7,6 +7,7 @@ owns the asyncio servers; ``serve_forever`` is what ``vigie serve`` runs.
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
 import logging
 import re
 import signal
@@ -225,6 +226,21 @@ class VigieSMTP(SMTP):
         self._client_connected_cb = None
 
 
+# asyncio's SSL transport (every TLS connection vigie has: clients and upstream) reads
+# decrypted data with read(max_size), and CPython allocates a bytes object of that
+# size for each call: 256 KiB costs about 17 µs a read against 2 µs for 64 KiB, some
+# twenty times per relayed message (each command, each reply, and the read that
+# finds the record buffer empty). A TLS record holds at most 16 KiB, so a smaller
+# read size changes nothing else (recv_into reads 64 KiB at a time instead of 256).
+_SSL_READ_SIZE = 64 * 1024
+
+
+def _tune_asyncio_ssl() -> None:
+    protocol = getattr(asyncio.sslproto, "SSLProtocol", None)
+    if protocol is not None and getattr(protocol, "max_size", 0) > _SSL_READ_SIZE:
+        protocol.max_size = _SSL_READ_SIZE
+
+
 class Gateway:
     def __init__(self, cfg: Config, *, engine: Engine | None = None) -> None:
         quiet_libraries()  # aiosmtpd logs full addresses at INFO: never let them through
@@ -285,6 +301,7 @@ class Gateway:
         return proto
 
     async def start(self) -> None:
+        _tune_asyncio_ssl()
         cert, key, self.cert_created = certificate_paths(self.cfg)
         self.cert_path = cert
         if self.cert_created:
