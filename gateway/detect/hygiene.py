@@ -21,7 +21,6 @@ SINGLE_FIELDS = ("sender", "reply-to", "to", "cc", "bcc", "in-reply-to", "refere
 # End-of-data look-alikes with a non-canonical line ending (SMTP smuggling).
 # "\r\n.\r\n" itself is legitimate content once dot-unstuffing is done.
 _SMUGGLING = re.compile(rb"(?:(?<!\r)\n|\r(?!\n))\.(?:\r\n|\n|\r)|\r\n\.(?:(?<!\r)\n|\r(?!\n))")
-_HIGH = re.compile(rb"[\x80-\xff]")
 # Fast paths for the usual well-formed values; anything else gets the full parse.
 _PLAIN_FROM = re.compile(rb'(?:[^<>@,;:"\\]*<[^<>@\s,;:"]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}>'
                          rb'|[^<>@\s,;:"]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,})\s*$')
@@ -164,11 +163,11 @@ def inspect(raw: bytes, *, declared_8bitmime: bool, smtputf8: bool,
             "header fields that must appear once are repeated"),
             tuple(f"{n} x{counts[n]}" for n in repeated)))
 
-    if not smtputf8 and _HIGH.search(header):
+    if not smtputf8 and not header.isascii():
         hits.append(Hit("HYG_8BIT_HEADER", Reason(
             "des caractères non codés figurent dans les en-têtes (8 bits sans SMTPUTF8)",
             "raw 8-bit characters in the header without SMTPUTF8")))
-    if not (declared_8bitmime or smtputf8) and _HIGH.search(body):
+    if not (declared_8bitmime or smtputf8) and not body.isascii():
         hits.append(Hit("HYG_8BIT_UNDECLARED", Reason(
             "le corps contient des caractères 8 bits non déclarés (BODY=8BITMIME absent)",
             "the body has 8-bit characters but BODY=8BITMIME was not declared")))
