@@ -1,7 +1,9 @@
 """aiosmtpd hooks for the submission listener: cheap gates only, then the engine.
 
-MAIL and RCPT are mirrored live to the next hop; DATA runs the engine and
-acts on its decision. The client hears 250 only once the next hop said 250
+MAIL goes to the next hop at once and its answer is awaited at the first RCPT
+(a refused sender is then every recipient's answer); RCPT is mirrored live, so
+per-recipient refusals reach the client; DATA runs the engine and acts on its
+decision. The client hears 250 for the message only once the next hop said 250
 (or the message is durably held).
 """
 
@@ -10,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import functools
 import logging
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -43,6 +47,10 @@ class ConnState:
 
     hop: HopSession | None = None
     pooled: bool = False  # hop came from the pool and has not answered a command yet
+    # The next hop's answer to MAIL, awaited at the first RCPT (the client's RCPT
+    # travels while the upstream answers MAIL); a refusal is then every RCPT's answer.
+    pending_mail: asyncio.Future[Reply] | None = None
+    mail_refusal: Reply | None = None
     credentials: tuple[str, str] | None = None  # upstream mode: kept in memory only
     in_transaction: bool = False
     auth_failures: int = 0
@@ -62,6 +70,24 @@ def _state(server: SMTP) -> ConnState:
 AUTH_REQUIRED = ("530 5.7.0 Authentification obligatoire / Authentication required")
 NEEDS_SMTPUTF8 = ("553 5.6.7 Adresse avec accents : votre logiciel doit utiliser SMTPUTF8 / "
                   "Non-ASCII address requires SMTPUTF8")
+
+
+_ENHANCED = re.compile(r"^([245]\.\d{1,3}\.\d{1,3}) ")
+
+
+def _sender_refused(reply: Reply) -> Reply:
+    """A permanent refusal of MAIL, given at RCPT: say that it is the sender the next
+    hop refused (mail programs word a refusal at RCPT as a recipient problem)."""
+    if reply.code < 500 or reply.status:
+        return reply
+    lines = list(reply.lines)
+    m = _ENHANCED.match(lines[0]) if lines else None
+    status = m.group(1) if m else ""
+    if m:
+        lines = [_ENHANCED.sub("", line) for line in lines]
+    return Reply(reply.code, status, (
+        "Expéditeur refusé par le serveur d'envoi du cabinet / Sender refused by the "
+        "practice's outgoing server:", *lines))
 
 
 def new_queue_id() -> str:
@@ -230,27 +256,49 @@ class SubmissionHandler:
             return f"454 4.7.0 {exc.text}"
         except HopUnavailable as exc:
             return reply_str(exc.reply, self.cfg)
+        await self._mail_reply(state)  # a MAIL still in flight (MAIL, MAIL, …)
         if state.in_transaction:
             await hop.rset()
             state.in_transaction = False
-        reply = await hop.mail(address, mail_options)
+        state.mail_refusal = None
+        state.pending_mail = asyncio.ensure_future(
+            self._upstream_mail(state, hop, address, mail_options))
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        state.in_transaction = True
+        state.queue_id = new_queue_id()
+        state.started = time.monotonic()
+        return "250 2.1.0 OK"
+
+    async def _upstream_mail(self, state: ConnState, hop: HopSession, address: str,
+                             options: list[str]) -> Reply:
+        reply = await hop.mail(address, options)
         if state.pooled and reply.code >= 400 and not hop.usable:
             # A kept session the upstream had dropped meanwhile: once more, on a new one.
             try:
                 hop = await self._hop(state, fresh=True)
             except HopAuthRefused as exc:
-                return f"454 4.7.0 {exc.text}"
+                return Reply(454, "4.7.0", (exc.text,))
             except HopUnavailable as exc:
-                return reply_str(exc.reply, self.cfg)
-            reply = await hop.mail(address, mail_options)
+                return exc.reply
+            reply = await hop.mail(address, options)
         state.pooled = False
-        if reply.code == 250:
-            envelope.mail_from = address
-            envelope.mail_options.extend(mail_options)
-            state.in_transaction = True
-            state.queue_id = new_queue_id()
-            state.started = time.monotonic()
-        return reply_str(reply, self.cfg)
+        return reply
+
+    async def _mail_reply(self, state: ConnState) -> Reply | None:
+        """Wait for the next hop's answer to MAIL; its refusal, if it refused."""
+        pending, state.pending_mail = state.pending_mail, None
+        if pending is not None:
+            try:
+                reply = await pending
+            except Exception as exc:  # never a silent pass: the client retries
+                log.error("upstream MAIL failed: %s", type(exc).__name__)
+                reply = temporary_reply("4.3.0", "Erreur interne temporaire de vigie.",
+                                        "Temporary internal error in vigie.")
+            if not 200 <= reply.code < 300:
+                state.mail_refusal = reply
+                state.in_transaction = False
+        return state.mail_refusal
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
@@ -269,6 +317,9 @@ class SubmissionHandler:
         if any(c in local for c in "%!@:") or address.startswith("@"):
             return ("553 5.1.3 Adresse de destinataire refusée (routage non autorisé) / "
                     "Recipient address rejected (no routing tricks)")
+        refusal = await self._mail_reply(state)
+        if refusal is not None:  # the next hop refused the sender: so every recipient
+            return reply_str(_sender_refused(refusal), self.cfg)
         if state.hop is None or not state.in_transaction:
             return "503 5.5.1 Commande MAIL attendue d'abord / Error: need MAIL command"
         reply = await state.hop.rcpt(address, rcpt_options)
@@ -279,6 +330,8 @@ class SubmissionHandler:
 
     async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         state = _state(server)
+        await self._mail_reply(state)
+        state.mail_refusal = None
         if state.hop is not None and state.in_transaction:
             await state.hop.rset()
         state.in_transaction = False
@@ -297,6 +350,9 @@ class SubmissionHandler:
         hop = state.hop
         if hop is None or not session.authenticated:
             return "503 5.5.1 Commande MAIL attendue d'abord / Error: need MAIL command"
+        refusal = await self._mail_reply(state)
+        if refusal is not None:
+            return reply_str(refusal, self.cfg)
         menv = MsgEnvelope(
             mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos),
             direction=Direction.OUTBOUND, mail_options=list(envelope.mail_options),
@@ -371,6 +427,11 @@ async def close_connection(server: SMTP) -> None:
     """The client is gone: its upstream session goes back to the pool when it is the
     shared account's and out of any transaction, else it is closed."""
     state = getattr(server, "vigie_state", None)
+    if isinstance(state, ConnState) and state.pending_mail is not None:
+        pending, state.pending_mail = state.pending_mail, None
+        with contextlib.suppress(Exception):
+            if not 200 <= (await pending).code < 300:
+                state.in_transaction = False
     if isinstance(state, ConnState) and state.hop is not None:
         hop, state.hop = state.hop, None
         shared = state.credentials is None

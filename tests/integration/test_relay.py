@@ -122,14 +122,36 @@ def test_upstream_refusal_at_data(make_gateway: MakeGW, relay_config: Config,
     assert upstream.messages == []
 
 
-def test_upstream_refusal_at_mail(make_gateway: MakeGW, relay_config: Config,
-                                  upstream: CapturingUpstream) -> None:
-    upstream.behaviour.mail_reply = "553 5.7.1 Sender not owned by user"
+@pytest.mark.parametrize(("upstream_reply", "code"), [
+    ("553 5.7.1 Sender not owned by user", 553),
+    ("451 4.3.0 Try again later", 451),
+])
+def test_upstream_refusal_at_mail_reaches_the_client_at_rcpt(
+        make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream,
+        upstream_reply: str, code: int) -> None:
+    """vigie answers MAIL at once and gives the next hop's answer at the first RCPT
+    (the client's RCPT travels while the upstream answers): a refused sender is then
+    the answer to every recipient, so nothing is sent."""
+    upstream.behaviour.mail_reply = upstream_reply
     gw = make_gateway(relay_config)
     with connect(gw) as c:
-        code, msg = c.mail("someone-else@example.com")
-    assert code == 553
-    assert b"Sender not owned" in msg
+        assert c.mail("someone-else@example.com")[0] == 250
+        for rcpt in ("a@example.org", "b@example.org"):
+            got, msg = c.rcpt(rcpt)
+            assert got == code
+            assert upstream_reply[10:].encode() in msg
+            if code >= 500:
+                assert "Expéditeur refusé".encode() in msg and b"Sender refused" in msg
+        assert c.docmd("DATA")[0] == 503  # no recipient accepted: no message
+        c.rset()
+        upstream.behaviour.mail_reply = None
+        assert c.sendmail("camille@cabinet-kine.fr", ["a@example.org"], make_message()) == {}
+    assert len(upstream.messages) == 1
+    with connect(gw) as c:  # smtplib's sendmail sees the refusal too, and sends nothing
+        upstream.behaviour.mail_reply = upstream_reply
+        with pytest.raises(smtplib.SMTPRecipientsRefused):
+            c.sendmail("someone-else@example.com", ["a@example.org"], make_message())
+    assert len(upstream.messages) == 1
 
 
 def test_upstream_down_gives_4xx_and_the_client_keeps_its_mail(
