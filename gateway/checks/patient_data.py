@@ -31,11 +31,12 @@ IMAGE_FORMATS = frozenset({"png", "jpeg", "gif", "tiff", "heic", "bmp", "webp"})
 NOT_INSPECTED = {"image_not_inspected", "encrypted", "unsupported", "limit", "error"}
 NOTE_FR = {"image_not_inspected": "image ou document scanné, non lu",
            "encrypted": "protégé par mot de passe, non lu",
-           "unsupported": "format non lu", "limit": "archive trop grosse ou trop imbriquée",
+           "unsupported": "format non lu",
+           "limit": "trop gros ou trop imbriqué pour être lu en entier",
            "error": "fichier illisible"}
 NOTE_EN = {"image_not_inspected": "image or scanned document, not read",
            "encrypted": "password-protected, not read", "unsupported": "format not read",
-           "limit": "archive too large or too deeply nested", "error": "unreadable file"}
+           "limit": "too large or too deeply nested to be read whole", "error": "unreadable file"}
 
 
 @dataclass(frozen=True)

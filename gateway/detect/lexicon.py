@@ -285,9 +285,14 @@ def _hs_form(atoms: Sequence[str]) -> str:
 
 
 def _cache_dir() -> Path:
-    """Where compiled databases are kept: systemd's CacheDirectory=, else the XDG one."""
-    base = os.environ.get("CACHE_DIRECTORY") or os.environ.get("XDG_CACHE_HOME")
-    return Path(base) / "vigie" if base else Path.home() / ".cache" / "vigie"
+    """Where compiled databases are kept: systemd's CacheDirectory= as it is, else
+    $XDG_CACHE_HOME/vigie (an absolute path only, as the XDG spec says), else
+    ~/.cache/vigie."""
+    systemd = os.environ.get("CACHE_DIRECTORY", "").split(":")[0]
+    if systemd and os.path.isabs(systemd):
+        return Path(systemd)
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    return Path(xdg if os.path.isabs(xdg) else Path.home() / ".cache") / "vigie"
 
 
 @functools.lru_cache(maxsize=8)
@@ -307,11 +312,14 @@ def _hs_database(expressions: tuple[bytes, ...]) -> hyperscan.Database:
     db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
     db.compile(expressions=list(expressions), ids=list(range(len(expressions))),
                elements=len(expressions), flags=hyperscan.HS_FLAG_SOM_LEFTMOST)
-    with contextlib.suppress(OSError):
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_bytes(hyperscan.dumpb(db))
         tmp.replace(path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()  # a cache that cannot be written leaves nothing behind
     return db
 
 

@@ -102,19 +102,49 @@ def _fold_key(text: str) -> str:
     return text.casefold()
 
 
+# What a signature's first lines say: the practitioner's profession.
+_PROFESSION = re.compile(r"(?i)kin[ée]|masseur|ost[ée]opath|physioth[ée]rap|orthophon|"
+                         r"p[ée]dicure|podolog|ergoth[ée]rap|psychomotric|infirmi")
+_SIGNATURE_LINES = 6  # a list of specialities sits among the last lines of a text
+
+
 def _speciality_lines(text: str, terms: list[TermMatch]) -> set[int]:
-    """Start offsets of terms sitting in a list of specialities (a signature line such
-    as «Rééducation périnéale - Kinésithérapie respiratoire - Scoliose»)."""
+    """Start offsets of terms sitting in a signature's list of specialities («Camille
+    Martin, masseur-kinésithérapeute» then «Rééducation périnéale - Kinésithérapie
+    respiratoire - Scoliose»): among the last lines of the text, below or on a line
+    naming the profession, mostly health words, with no «Diagnostic :»-like label
+    and no final full stop. A list of diagnoses typed in the body («Lombalgie
+    chronique, sciatique gauche.») is not one."""
     out: set[int] = set()
-    for line in _LINE.finditer(text):
+    lines = [m for m in _LINE.finditer(text) if m.group(0).strip()]
+    tail = lines[-_SIGNATURE_LINES:]
+    for i, line in enumerate(tail):
+        written = line.group(0).strip()
+        if ":" in written or written.endswith((".", "!", "?")):  # a label, a sentence
+            continue
         inside = [t for t in terms if line.start() <= t.start < line.end()]
         if len(inside) < 2:
             continue
         words = len(re.findall(r"\w+", line.group(0)))
         covered = sum(len(re.findall(r"\w+", text[t.start:t.end])) for t in inside)
-        if covered * 2 >= words:
+        if covered * 2 < words:
+            continue
+        # the profession on a short line above (a name line), or on this one
+        above = [m.group(0) for m in tail[max(0, i - 3):i]
+                 if len(m.group(0).split()) <= 12]
+        own = _strip_terms(line.group(0), inside, line.start())
+        if any(_PROFESSION.search(a) for a in above) or _PROFESSION.search(own):
             out.update(t.start for t in inside)
     return out
+
+
+def _strip_terms(line: str, terms: list[TermMatch], offset: int) -> str:
+    """``line`` without the text of its terms («Kinésithérapie respiratoire» names a
+    speciality, not the practitioner)."""
+    for t in sorted(terms, key=lambda t: t.start, reverse=True):
+        a, b = t.start - offset, t.end - offset
+        line = line[:a] + " " * (b - a) + line[b:]
+    return line
 
 
 def _signature_start(text: str) -> int:

@@ -131,6 +131,27 @@ def test_diagnosis_alone_is_medium_and_refused_by_default(
     assert upstream.messages == []
 
 
+@pytest.mark.parametrize("body", [
+    # short diagnosis lines look like a signature's list of specialities: they are not
+    "Bilan kinésithérapique : lombalgie chronique.",
+    "Lombalgie chronique, sciatique gauche.",
+    "Diagnostic : lombalgie, tendinite de la coiffe des rotateurs.",
+    "BPCO, AVC",
+    "PTG du genou gauche, rééducation après entorse de la cheville",
+    "Compte rendu ci-dessous.\nCamille Martin, kinésithérapeute\nLombalgie chronique.",
+    # «je propose» is what a practitioner writes to a patient, not a newsletter
+    "Pour la lombalgie, je propose 10 séances supplémentaires.",
+    "Sciatique gauche en amélioration. Je propose un rendez-vous mardi.",
+])
+def test_short_diagnosis_lines_to_gmail_are_refused(
+        make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream,
+        body: str) -> None:
+    gw = make_gateway(relay_config)
+    code, text = send(gw, ["patient@gmail.com"], mail("patient@gmail.com", "Suivi", body))
+    assert code == 550, text
+    assert upstream.messages == []
+
+
 def test_level_actions_are_configurable(make_gateway: MakeGW, relay_config: Config,
                                         upstream: CapturingUpstream) -> None:
     relay_config.policy = {"symbols": {"PATIENT_DATA_WEBMAIL_MEDIUM": {"action": "hold"}}}
@@ -207,6 +228,8 @@ def test_vigie_check_reports_it_all(tmp_path: Path) -> None:
     "Documents à apporter : prescription médicale, carte vitale.",
     "Bonjour,\nà mardi !\n-- \nCamille, kinésithérapeute — lombalgie, sciatique, "
     "cervicalgie, capsulite",
+    "Bonjour,\nà mardi !\nCamille Martin\nMasseur-kinésithérapeute D.E.\n"
+    "Kinésithérapie du sport, rééducation périnéale, drainage lymphatique",
 ])
 def test_everyday_practice_mail_to_a_patient_is_not_refused(
         make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream,

@@ -420,4 +420,23 @@ def test_compiled_database_is_kept_in_the_cache(tmp_path: Path,
     monkeypatch.setenv("XDG_CACHE_HOME", str(cached))  # a cache that cannot be written
     module._hs_database.cache_clear()
     assert len(Lexicon.from_data(data).find("lombalgie")) == 1
+    # a directory where the file should be: no temporary file left behind
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cached.unlink()
+    cached.mkdir()
     module._hs_database.cache_clear()
+    assert len(Lexicon.from_data(data).find("lombalgie")) == 1
+    assert [p.name for p in (tmp_path / "vigie").iterdir()] == [cached.name]
+    module._hs_database.cache_clear()
+
+
+def test_cache_directory(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from gateway.detect.lexicon import _cache_dir
+
+    monkeypatch.delenv("CACHE_DIRECTORY", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert _cache_dir() == tmp_path / "vigie"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # ignored, as XDG says
+    assert _cache_dir() == Path.home() / ".cache" / "vigie"
+    monkeypatch.setenv("CACHE_DIRECTORY", "/var/cache/vigie")  # systemd's, as it is
+    assert _cache_dir() == Path("/var/cache/vigie")
