@@ -115,8 +115,18 @@ def source_fr(source: str) -> str:
     return source
 
 
+_SOURCE_EN = {"body (text/plain)": "message text", "body (text/html)": "message text (HTML)"}
+
+
 def source_en(source: str) -> str:
-    return mask_numbers(source)
+    """The English twin of ``source_fr`` (same words, so both halves of a reply match)."""
+    source = mask_numbers(source)
+    for raw, en in _SOURCE_EN.items():
+        if source == raw:
+            return en
+        if source.endswith("/" + raw):
+            return source[: -len(raw)] + en
+    return source
 
 
 def _list(items: list[str], limit: int = 4) -> str:
