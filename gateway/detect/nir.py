@@ -20,8 +20,9 @@ import hyperscan
 
 from gateway.detect.fold import WORD_CLASS, Folded, fold
 
-# Where a character class below names characters beyond latin-1, the prefilter
-# (Hyperscan over ``text.encode("latin-1", "replace")``) sees "?" in their place.
+# The prefilter (Hyperscan) reads the folded bytes of gateway.detect.fold: characters
+# beyond latin-1 are "?" there, NBSP a space, «É» an «e»; its classes below are a
+# superset of what the regex's match in each of those spellings.
 _SPACES = (" \u00a0\u202f", r" \xa0?")
 _DASHES = (r".\-\u2010\u2011\u2013\u2014", r".\-?")
 _CLE = ("cl[eé]|CL[EÉ]|Cl[eé]", r"cl[e\xe9]|CL[E\xc9]|Cl[e\xe9]")
@@ -34,7 +35,7 @@ def _separators(variant: int, *, breaks: bool = True) -> tuple[str, str]:
     1-3 spaces (incl. NBSP and narrow NBSP), dots or dashes, or a line break (with
     e-mail quoting "> " after it). Before the key no tab: tabs separate table cells,
     and a number in the next cell is not a key; the key may be written «(clé 36)» or
-    «clé : 36». ``variant`` 0 is for ``re``, 1 for Hyperscan (latin-1 bytes).
+    «clé : 36». ``variant`` 0 is for ``re``, 1 for Hyperscan (folded bytes).
     """
     sp, da, cle = _SPACES[variant], _DASHES[variant], _CLE[variant]
     n = _BREAK_RUN
@@ -51,7 +52,7 @@ def _separators(variant: int, *, breaks: bool = True) -> tuple[str, str]:
 
 def _nir_pattern(variant: int, *, breaks: bool = True) -> str:
     """The NIR regex (``variant`` 0) or its prefilter for Hyperscan (1: the same without
-    look-arounds or group names, over latin-1 bytes)."""
+    look-arounds or group names, over folded bytes)."""
     sep, key_sep = _separators(variant, breaks=breaks)
     if variant == 0:
         # The look-behind comes after the first character so that the regex engine can
