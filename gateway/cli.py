@@ -21,6 +21,7 @@ from typing import Any
 
 from gateway import __version__, logs
 from gateway.config import Config, ConfigError, load
+from gateway.detect.hygiene import header_fields
 from gateway.engine import Engine
 from gateway.model import Direction, Envelope, Message, split_header_body
 from gateway.policy import Decision
@@ -224,6 +225,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     # Files saved on disk usually have LF endings; SMTP gives CRLF.
     if b"\r\n" not in raw:
         raw = raw.replace(b"\n", b"\r\n")
+    if not header_fields(split_header_body(raw)[0])[0]:  # a PDF, an image, a text…
+        _err(f"{args.file} n'est pas un message électronique (aucun en-tête : exportez le "
+             f"message en .eml)\n{args.file} is not an e-mail message (no header fields: "
+             "save the message as .eml)")
+        return EXIT_USAGE
     mail_from = args.mail_from or next(iter(_addresses(raw, ("from",))), "")
     rcpts = args.rcpt or _addresses(raw, ("to", "cc"))
     env = Envelope(mail_from=mail_from, rcpt_tos=rcpts, direction=Direction(args.direction),

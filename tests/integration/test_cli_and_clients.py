@@ -234,6 +234,11 @@ def test_check_command_offline(tmp_path: Path) -> None:
     empty = tmp_path / "empty.eml"
     empty.write_bytes(b"")
     assert run("check", str(empty), env=env).returncode == 2
+    binary = tmp_path / "scan.pdf"  # not an e-mail at all: unusable input, not «reject»
+    binary.write_bytes(b"%PDF-1.4\n\x00\xff\xfe binary\n")
+    r = run("check", str(binary), env=env)
+    assert r.returncode == 2 and "exportez le message en .eml" in r.stderr
+    assert r.stdout == ""
 
 
 # --- swaks, a real SMTP client -------------------------------------------
