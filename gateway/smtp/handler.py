@@ -369,7 +369,7 @@ class SubmissionHandler:
                 content = self.engine.prepare(message, decision)
                 content = prepend_header(content, "Received",
                                          received_value(self.cfg, server, session, menv))
-                reply = await hop.data(content)
+                reply = await hop.data(content, menv.queue_id)
                 if 200 <= reply.code < 300:
                     await self._audit(menv, decision)
             else:

@@ -76,7 +76,7 @@ class HopSession(Protocol):
     def usable(self) -> bool: ...
     async def mail(self, sender: str, options: list[str]) -> Reply: ...
     async def rcpt(self, recipient: str, options: list[str]) -> Reply: ...
-    async def data(self, content: bytes) -> Reply: ...
+    async def data(self, content: bytes, queue_id: str = "") -> Reply: ...
     async def rset(self) -> None: ...
     async def close(self) -> None: ...
 
@@ -251,7 +251,7 @@ class UpstreamSession:
             return self._broken(exc)
         return from_response(resp.code, resp.message)
 
-    async def data(self, content: bytes) -> Reply:
+    async def data(self, content: bytes, queue_id: str = "") -> Reply:
         try:
             # RFC 5321 allows the next hop minutes to answer the final dot; answering
             # 4xx too early makes the client send the message twice.
@@ -306,7 +306,7 @@ class MaildirSession:
     async def rcpt(self, recipient: str, options: list[str]) -> Reply:
         return Reply(250, "2.1.5", ("OK",))
 
-    async def data(self, content: bytes) -> Reply:
+    async def data(self, content: bytes, queue_id: str = "") -> Reply:
         try:
             name = await asyncio.to_thread(self.maildir.deliver, content)
         except OSError as exc:
@@ -314,8 +314,10 @@ class MaildirSession:
             return temporary_reply("4.3.0",
                                    "Écriture impossible dans la boîte locale (disque plein ?).",
                                    "Cannot write to the local mailbox (disk full?).")
+        # the queue id, as in vigie's log line and Received field
+        ident = queue_id or name.split(".")[1]
         return Reply(250, "2.0.0", (f"OK : remis dans la boîte locale / delivered locally "
-                                    f"({name.split('.')[1]})",))
+                                    f"(id {ident})",))
 
     async def rset(self) -> None:
         return None

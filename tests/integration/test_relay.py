@@ -370,11 +370,17 @@ def test_embedded_default_delivers_into_the_local_maildir(
     gw = make_gateway(cfg)
     raw = make_message()
     with connect(gw) as c:
-        assert c.sendmail("camille@cabinet-kine.fr", ["patient@gmail.com"], raw) == {}
+        c.mail("camille@cabinet-kine.fr")
+        c.rcpt("patient@gmail.com")
+        code, reply = c.data(raw)
+    assert code == 250
     files = list((cfg.data_dir / "maildir" / "new").iterdir())
     assert len(files) == 1
-    _, rest = strip_received(files[0].read_bytes())
+    received, rest = strip_received(files[0].read_bytes())
     assert rest == raw
+    # the reply names the queue id of the log line and the Received field
+    queue_id = received.split(b" id ")[1].split(b";")[0]
+    assert b"(id " + queue_id + b")" in reply
     assert list((cfg.data_dir / "maildir" / "tmp").iterdir()) == []
 
 
