@@ -51,6 +51,9 @@ class ConnState:
     # travels while the upstream answers MAIL); a refusal is then every RCPT's answer.
     pending_mail: asyncio.Future[Reply] | None = None
     mail_refusal: Reply | None = None
+    # The next hop's answer to DATA, asked for when the client sent DATA (while its
+    # content travels); consumed by handle_DATA, dropped anywhere else.
+    pending_data: asyncio.Future[Reply] | None = None
     credentials: tuple[str, str] | None = None  # upstream mode: kept in memory only
     in_transaction: bool = False
     auth_failures: int = 0
@@ -257,6 +260,7 @@ class SubmissionHandler:
         except HopUnavailable as exc:
             return reply_str(exc.reply, self.cfg)
         await self._mail_reply(state)  # a MAIL still in flight (MAIL, MAIL, …)
+        await _drop_data(state)
         if state.in_transaction:
             await hop.rset()
             state.in_transaction = False
@@ -331,6 +335,7 @@ class SubmissionHandler:
     async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         state = _state(server)
         await self._mail_reply(state)
+        await _drop_data(state)
         state.mail_refusal = None
         if state.hop is not None and state.in_transaction:
             await state.hop.rset()
@@ -342,6 +347,14 @@ class SubmissionHandler:
         return "221 2.0.0 Au revoir / Bye"
 
     # --- DATA ---------------------------------------------------------
+    def data_starting(self, server: SMTP) -> None:
+        """The client sent DATA: ask the next hop for its 354 now, while the content
+        travels (the hop is told nothing else until the decision)."""
+        state = _state(server)
+        if (state.hop is not None and state.in_transaction and state.pending_mail is None
+                and state.mail_refusal is None and state.pending_data is None):
+            state.pending_data = asyncio.ensure_future(state.hop.begin_data())
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         state = _state(server)
         raw = envelope.original_content
@@ -365,15 +378,23 @@ class SubmissionHandler:
         action = decision.action
         reply: Reply
         try:
+            pending, state.pending_data = state.pending_data, None
             if action in ("deliver", "tag"):
                 content = self.engine.prepare(message, decision)
                 content = prepend_header(content, "Received",
                                          received_value(self.cfg, server, session, menv))
-                reply = await hop.data(content, menv.queue_id)
+                if pending is None:
+                    reply = await hop.data(content, menv.queue_id)
+                else:
+                    started = await pending
+                    reply = started if started.code != 354 else \
+                        await hop.send_content(content, menv.queue_id)
                 if 200 <= reply.code < 300:
                     await self._audit(menv, decision)
             else:
-                await hop.rset()
+                if pending is not None:
+                    await pending
+                await hop.rset()  # in the middle of DATA: the connection is dropped
                 if action == "hold":
                     reply = await self._hold(message, decision.symbols)
                 else:
@@ -423,6 +444,18 @@ class SubmissionHandler:
         ))
 
 
+async def _drop_data(state: ConnState) -> None:
+    """A DATA the next hop was asked for but that no message followed (too big, a
+    line too long, the client gone): the hop is out of it (dropped if it said 354)."""
+    pending, state.pending_data = state.pending_data, None
+    if pending is not None:
+        with contextlib.suppress(Exception):
+            await pending
+        if state.hop is not None:
+            await state.hop.rset()
+        state.in_transaction = False
+
+
 async def close_connection(server: SMTP) -> None:
     """The client is gone: its upstream session goes back to the pool when it is the
     shared account's and out of any transaction, else it is closed."""
@@ -432,6 +465,8 @@ async def close_connection(server: SMTP) -> None:
         with contextlib.suppress(Exception):
             if not 200 <= (await pending).code < 300:
                 state.in_transaction = False
+    if isinstance(state, ConnState):
+        await _drop_data(state)
     if isinstance(state, ConnState) and state.hop is not None:
         hop, state.hop = state.hop, None
         shared = state.credentials is None

@@ -77,6 +77,8 @@ class HopSession(Protocol):
     async def mail(self, sender: str, options: list[str]) -> Reply: ...
     async def rcpt(self, recipient: str, options: list[str]) -> Reply: ...
     async def data(self, content: bytes, queue_id: str = "") -> Reply: ...
+    async def begin_data(self) -> Reply: ...
+    async def send_content(self, content: bytes, queue_id: str = "") -> Reply: ...
     async def rset(self) -> None: ...
     async def close(self) -> None: ...
 
@@ -140,6 +142,24 @@ _QUOTED_LOCAL = re.compile(r'^"(?:[^"\\\r\n]|\\.)*"')
 _NOT_IN_ADDRESS = re.compile(r'[\s<>"\x00-\x1f\x7f]')
 
 
+_LINE_ENDINGS = re.compile(rb"(?:\r\n|\n|\r(?!\n))")
+_LINE_START_DOT = re.compile(rb"(?m)^\.")
+
+
+def wire_content(content: bytes) -> bytes:
+    """A message as DATA sends it: CRLF line endings, a dot doubled at the start of a
+    line (RFC 5321 4.5.2), then the end-of-data line; C-speed tests first, so the
+    usual message is copied once."""
+    crlf = content.count(b"\r\n")
+    if content.count(b"\n") != crlf or content.count(b"\r") != crlf:
+        content = _LINE_ENDINGS.sub(b"\r\n", content)
+    if content[:1] == b"." or b"\n." in content:
+        content = _LINE_START_DOT.sub(b"..", content)
+    if content and not content.endswith(b"\r\n"):
+        content += b"\r\n"
+    return content + b".\r\n"
+
+
 def _quoted(address: str) -> str:
     """``<address>`` for a MAIL / RCPT line; ValueError when the address could end the
     path early or smuggle parameters (whitespace, <, >, " outside a quoted local part,
@@ -155,6 +175,7 @@ class UpstreamSession:
     def __init__(self, cfg: Config, smtp: aiosmtplib.SMTP) -> None:
         self.cfg = cfg
         self.smtp = smtp
+        self._in_data = False  # the upstream said 354 and waits for the content
 
     @classmethod
     async def open(cls, cfg: Config, username: str | None, password: str | None
@@ -208,7 +229,7 @@ class UpstreamSession:
 
     @property
     def usable(self) -> bool:
-        return self.smtp.is_connected
+        return self.smtp.is_connected and not self._in_data
 
     def _options(self, options: list[str]) -> list[str]:
         keep = []
@@ -252,15 +273,48 @@ class UpstreamSession:
         return from_response(resp.code, resp.message)
 
     async def data(self, content: bytes, queue_id: str = "") -> Reply:
+        reply = await self.begin_data()
+        if reply.code != 354:
+            return reply
+        return await self.send_content(content, queue_id)
+
+    async def begin_data(self) -> Reply:
+        """DATA, up to the upstream's 354 (sent while the client's content travels)."""
         try:
-            # RFC 5321 allows the next hop minutes to answer the final dot; answering
-            # 4xx too early makes the client send the message twice.
-            resp = await self.smtp.data(content, timeout=self.cfg.upstream.data_timeout)
+            resp = await self.smtp.execute_command(b"DATA")
         except aiosmtplib.SMTPResponseException as exc:
             return from_response(exc.code, exc.message)
         except (*_TRANSIENT, aiosmtplib.SMTPException) as exc:
             return self._broken(exc)
+        self._in_data = resp.code == 354
+        return from_response(resp.code, resp.message) if resp.code != 354 else \
+            Reply(354, "", ("OK",))
+
+    async def send_content(self, content: bytes, queue_id: str = "") -> Reply:
+        """The message after the upstream's 354, and its answer to the final dot.
+
+        Written straight to aiosmtplib's protocol (its write and read_response): its
+        data() would send DATA again, and normalise and stuff with two regex passes
+        that the usual message does not need."""
+        protocol = self.smtp.protocol
+        if not self._in_data or protocol is None:
+            return self._broken(aiosmtplib.SMTPServerDisconnected("no DATA in progress"))
+        try:
+            protocol.write(wire_content(content))
+            # RFC 5321 allows the next hop minutes to answer the final dot; answering
+            # 4xx too early makes the client send the message twice.
+            resp = await protocol.read_response(timeout=self.cfg.upstream.data_timeout)
+        except (*_TRANSIENT, aiosmtplib.SMTPException) as exc:
+            return self._broken(exc)
+        finally:
+            self._in_data = False
         return from_response(resp.code, resp.message)
+
+    def abort(self) -> None:
+        """Drop the connection in the middle of DATA: the upstream discards what it got
+        (a QUIT or RSET would be read as message content)."""
+        self._in_data = False
+        self.smtp.close()
 
     def _broken(self, exc: BaseException) -> Reply:
         log.warning("upstream %s: connection lost or timed out (%s)", self.cfg.upstream.host,
@@ -271,6 +325,8 @@ class UpstreamSession:
             "The connection to the practice's outgoing server was lost or timed out.")
 
     async def rset(self) -> None:
+        if self._in_data:
+            self.abort()
         if not self.smtp.is_connected:
             return
         try:
@@ -279,6 +335,8 @@ class UpstreamSession:
             self.smtp.close()
 
     async def close(self) -> None:
+        if self._in_data:
+            self.abort()
         if not self.smtp.is_connected:
             return
         try:
@@ -305,6 +363,12 @@ class MaildirSession:
 
     async def rcpt(self, recipient: str, options: list[str]) -> Reply:
         return Reply(250, "2.1.5", ("OK",))
+
+    async def begin_data(self) -> Reply:
+        return Reply(354, "", ("OK",))
+
+    async def send_content(self, content: bytes, queue_id: str = "") -> Reply:
+        return await self.data(content, queue_id)
 
     async def data(self, content: bytes, queue_id: str = "") -> Reply:
         try:

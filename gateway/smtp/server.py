@@ -111,6 +111,9 @@ class VigieSMTP(SMTP):
         if arg:
             await self.push("501 Syntax: DATA")
             return
+        starting = getattr(self.event_handler, "data_starting", None)
+        if starting is not None:
+            starting(self)  # the next hop's 354 is asked for while the content travels
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         try:
             data, state = await self._read_data()

@@ -479,3 +479,50 @@ def test_finished_connections_are_freed_without_the_cycle_collector(
         assert alive == []
     finally:
         gc.enable()
+
+
+def test_a_message_not_sent_after_the_early_data_leaves_nothing_upstream(
+        make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream) -> None:
+    """vigie asks the next hop for DATA while the client's content travels; a message
+    then refused (a crashing check), or too big, must not reach the next hop in part,
+    and the next message on the same connection goes through."""
+    class Boom:
+        name = "boom"
+        description = "crashes on the first message only"
+        calls = 0
+
+        async def run(self, message: Message) -> list[Finding]:
+            Boom.calls += 1
+            if Boom.calls == 1:
+                raise RuntimeError("boom")
+            return []
+
+    relay_config.limits.message_size = 10_000
+    gw = make_gateway(relay_config, engine=Engine(relay_config, checks=[Boom()]))
+    with connect(gw) as c:
+        c.mail("camille@cabinet-kine.fr")
+        c.rcpt("a@example.org")
+        assert c.data(make_message())[0] == 451
+        c.mail("camille@cabinet-kine.fr")
+        c.rcpt("a@example.org")
+        assert c.data(make_message(body="x" * 20_000 + "\r\n"))[0] == 552
+        c.rset()
+        assert c.sendmail("camille@cabinet-kine.fr", ["b@example.org"], make_message()) == {}
+    assert [m.rcpt_tos for m in upstream.messages] == [["b@example.org"]]
+    assert all(len(m.content) < 10_000 for m in upstream.messages)
+
+
+def test_client_gone_after_data_drops_the_upstream_transaction(
+        make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream) -> None:
+    gw = make_gateway(relay_config)
+    c = connect(gw)
+    start_data(c)
+    c.send(b"From: a@b.fr\r\nSubject: half\r\n\r\nhalf a message")
+    c.close()
+    assert wait_for(lambda: gw.gateway.pool is not None and len(gw.gateway.pool) == 0)
+    time.sleep(0.3)
+    send = connect(gw)
+    assert send.sendmail("camille@cabinet-kine.fr", ["a@example.org"], make_message()) == {}
+    send.quit()
+    assert len(upstream.messages) == 1
+    assert b"half a message" not in upstream.messages[0].content
