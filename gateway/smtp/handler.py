@@ -4,8 +4,8 @@ MAIL goes to the next hop at once and its answer is awaited at the first RCPT
 (a refused sender is then every recipient's answer); RCPT is mirrored live, so
 per-recipient refusals reach the client; the next hop's DATA is asked for while
 the client's content travels; then the engine decides and the content is sent on,
-or the upstream connection is dropped mid-DATA. The client hears 250 for the message only once the next hop said 250
-(or the message is durably held).
+or the upstream connection is dropped mid-DATA. The client hears 250 for the
+message only once the next hop said 250 (or the message is durably held).
 """
 
 from __future__ import annotations
