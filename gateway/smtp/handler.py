@@ -367,12 +367,13 @@ class SubmissionHandler:
         refusal = await self._mail_reply(state)
         if refusal is not None:
             return reply_str(refusal, self.cfg)
+        tls = _tls_info(server)
         menv = MsgEnvelope(
             mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos),
             direction=Direction.OUTBOUND, mail_options=list(envelope.mail_options),
             client_ip=_peer_ip(session), helo=session.host_name,
             auth_user=str(session.auth_data) if session.auth_data else None,
-            tls=_tls_info(server) is not None, queue_id=state.queue_id or new_queue_id(),
+            tls=tls is not None, queue_id=state.queue_id or new_queue_id(),
         )
         message = Message(raw, menv)
         decision = await self.engine.screen(message)
@@ -383,7 +384,7 @@ class SubmissionHandler:
             if action in ("deliver", "tag"):
                 content = self.engine.prepare(message, decision)
                 content = prepend_header(content, "Received",
-                                         received_value(self.cfg, server, session, menv))
+                                         received_value(self.cfg, tls, session, menv))
                 if pending is None:
                     reply = await hop.data(content, menv.queue_id)
                 else:
@@ -501,6 +502,7 @@ def _tls_info(server: SMTP) -> tuple[str, str] | None:
     return str(obj.version()), str(cipher[0]) if cipher else "?"
 
 
+@functools.lru_cache(maxsize=256)  # host names repeat from message to message
 def _clean(text: str | None) -> str:
     return "".join(c for c in (text or "unknown")
                    if c.isascii() and c.isprintable() and c not in "()\\")[:255]
@@ -516,9 +518,9 @@ def _trace_date() -> str:
     return _date_at(int(time.time()))
 
 
-def received_value(cfg: Config, server: SMTP, session: Session, env: MsgEnvelope) -> str:
+def received_value(cfg: Config, tls: tuple[str, str] | None, session: Session,
+                   env: MsgEnvelope) -> str:
     """RFC 5321 trace field; no recipient address (it may name a patient)."""
-    tls = _tls_info(server)
     proto = "ESMTP" if session.extended_smtp else "SMTP"
     if tls:
         proto += "S"
