@@ -281,9 +281,9 @@ class _Prefilter:
     """Where ``_NIR_RE`` may match, found by Hyperscan in one pass.
 
     Expression 0 is the regex without line breaks, reported with its leftmost start;
-    expression 1 is a line break after a digit and before a digit or a key («(»,
-    «clé»), around which a number written over two lines may lie (``_MAX_WIDTH``
-    either side).
+    expression 1 is a line break after a digit (or the A/B of a Corsican department)
+    and before a digit or a key («(», «clé»), around which a number written over two
+    lines may lie (``_MAX_WIDTH`` either side).
     """
 
     def __init__(self) -> None:
@@ -293,7 +293,7 @@ class _Prefilter:
         # letter: only a digit before it rules a start out.
         number = f"(?:^|[^0-9]){_nir_pattern(1, breaks=False)}(?:[^0-9]|$)"
         expressions = [number.encode("ascii"),
-                       (rf"\d[ \t]{{0,{_BREAK_RUN}}}\r?\n[> \t]{{0,{_BREAK_RUN}}}"
+                       (rf"[0-9abAB][ \t]{{0,{_BREAK_RUN}}}\r?\n[> \t]{{0,{_BREAK_RUN}}}"
                         rf"\(?[ \xa0?]{{0,3}}[\dcC]").encode("ascii")]
         self.db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
         self.db.compile(expressions=expressions, ids=[0, 1], elements=2,
@@ -315,8 +315,11 @@ class _Prefilter:
             # Mostly reported in order of end; a number over two lines reaches back.
             if ident:
                 start, end = max(0, start - _MAX_WIDTH), min(size, end + _MAX_WIDTH)
-                while end < size and 48 <= data[end] <= 57:  # not inside a number
-                    end += 1
+            # Never end just before a digit: the regex may take the character the
+            # prefilter consumed as its boundary (a key's «)»), and its (?!\d) must
+            # then read the digit that follows.
+            while end < size and 48 <= data[end] <= 57:
+                end += 1
             while out and start <= out[-1][1]:
                 last_start, last_end = out.pop()
                 start, end = min(start, last_start), max(end, last_end)

@@ -229,6 +229,9 @@ def test_prefilter_windows_hold_every_regex_match(pieces: list[str]) -> None:
     "ref 41850578006084361",
     "1 85 05 78 006 084\n\n36",
     "x" * 500 + "1 85 05 78 006 084 36" + "\n" * 3 + "2 85 05 78 006 084 36",
+    "178572A\n787006 084",  # found by hypothesis: a line break after Corsica's «2A»
+    "1 78 05 2B\n> 787 006 12",
+    "a 2536780505084-05)006",  # the key's «)» then a digit: the match stops before «)»
 ])
 def test_prefilter_agrees_with_the_regex_on_layouts(text: str) -> None:
     from gateway.detect.nir import _NIR_RE, _matches
@@ -237,9 +240,11 @@ def test_prefilter_agrees_with_the_regex_on_layouts(text: str) -> None:
 
 
 _SEPS = ["", "", " ", "  ", "    ", ".", "-", "\u00a0", "\u202f", "\u2013", "\t", "\n", "\r\n",
-         "\n> ", "   \n  >> ", " " * 9 + "\n", "(", " (clé ", " clé : ", "CLÉ", "7", "a", "’"]
+         "\n> ", "   \n  >> ", " " * 9 + "\n", "(", " (clé ", " clé : ", "CLÉ", "7", "a", "’",
+         ")", ")0", "-05)"]
 _NUMBERS = ["185057800608436", "2850578006084", "18505780060843612", "7850578006084",
-            "1852A78006084", "41850578006084361", "085057800608436"]
+            "1852A78006084", "41850578006084361", "085057800608436", "178052A787006",
+            "178052b78700612"]
 
 
 @st.composite
