@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
+
 import pytest
 from aiosmtpd.smtp import SMTP
 
@@ -10,6 +13,18 @@ from gateway.smtp.server import VigieSMTP
 
 class _Handler:
     pass
+
+
+@pytest.fixture(autouse=True)
+def _closed_loop() -> Iterator[None]:
+    """aiosmtpd's SMTP() takes the current event loop, creating one when there is none:
+    give it one that is closed after the test, not one left to the garbage collector
+    (an unclosed loop is a ResourceWarning, an error, in whichever test collects it)."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    yield
+    asyncio.set_event_loop(None)
+    loop.close()
 
 
 ARGS = ["<a@b.fr>", "<a.b+c@mail.b.fr> SIZE=1000 BODY=8BITMIME", "<a@b.fr>  ", "<a@b.fr>x",
