@@ -1,14 +1,16 @@
-"""Test helpers shipped with the package: a capturing upstream, a gateway in a thread.
+"""Test helpers shipped with the package: a capturing upstream, a gateway in a thread,
+an in-memory DNS resolver.
 
-Both run real asyncio servers on loopback sockets in a background thread, so
-blocking clients (smtplib, swaks) can talk to them from the test.
+The first two run real asyncio servers on loopback sockets in a background thread,
+so blocking clients (smtplib, swaks) can talk to them from the test.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import threading
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate, make_msgid
 from pathlib import Path
@@ -17,10 +19,85 @@ from typing import Any, TypeVar
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from gateway.config import Config
+from gateway.dns import DNSTempError, IPAddress, NXDomain
 from gateway.smtp.server import Gateway
 from gateway.smtp.tls import make_self_signed, server_context
 
 T = TypeVar("T")
+
+TIMEOUT = "TIMEOUT"
+"""In a FakeResolver zone: a bare entry makes every query of a type that has no
+records at that name time out; as a record's value, queries of that type time out."""
+
+FakeRecord = tuple[str, str | Sequence[str] | tuple[int, str]] | str
+"""``("TXT", "v=spf1 -all")``, ``("TXT", ["v=spf1 ", "-all"])`` (strings glued),
+``("A", "192.0.2.1")``, ``("AAAA", "2001:db8::1")``, ``("MX", (10, "mx.example.com"))``,
+``("PTR", "host.example.com")``, ``("CNAME", "other.example.com")``, ``("A", TIMEOUT)``
+or ``TIMEOUT``."""
+
+
+def _norm(name: str) -> str:
+    return name.lower().rstrip(".")
+
+
+class FakeResolver:
+    """An in-memory ``gateway.dns.Resolver``: a zone of names and records.
+
+    A name absent from the zone is NXDOMAIN; a name present without records of the
+    asked type is "no data" (empty list). CNAMEs are followed (a loop or a chain
+    longer than 8 is a temporary error, as a recursive resolver's SERVFAIL).
+    ``queries`` records every (type, name) asked, to count lookups in tests.
+    """
+
+    def __init__(self, zone: Mapping[str, Iterable[FakeRecord]] | None = None) -> None:
+        self.zone: dict[str, list[FakeRecord]] = {}
+        self.queries: list[tuple[str, str]] = []
+        for name, records in (zone or {}).items():
+            self.zone.setdefault(_norm(name), [])  # the name exists, even without records
+            for record in records:
+                self.add(name, record)
+
+    def add(self, name: str, record: FakeRecord) -> FakeResolver:
+        """Add one record (or the bare ``TIMEOUT`` marker) at ``name``."""
+        self.zone.setdefault(_norm(name), []).append(record)
+        return self
+
+    def _lookup(self, name: str, rtype: str) -> list[Any]:
+        self.queries.append((rtype, _norm(name)))
+        current = _norm(name)
+        for _ in range(9):
+            if current not in self.zone:
+                raise NXDomain(f"{current}: NXDOMAIN")
+            entries = self.zone[current]
+            values = [e[1] for e in entries if not isinstance(e, str) and e[0] == rtype]
+            if TIMEOUT in values:
+                raise DNSTempError(f"{current} {rtype}: timeout (simulated)")
+            if values:
+                return values
+            cnames = [e[1] for e in entries if not isinstance(e, str) and e[0] == "CNAME"]
+            if cnames and rtype != "CNAME":
+                assert isinstance(cnames[0], str)
+                current = _norm(cnames[0])
+                continue
+            if TIMEOUT in entries:
+                raise DNSTempError(f"{current} {rtype}: timeout (simulated)")
+            return []
+        raise DNSTempError(f"{_norm(name)} {rtype}: CNAME loop or chain too long")
+
+    async def txt(self, name: str) -> list[str]:
+        return [v if isinstance(v, str) else "".join(v) for v in self._lookup(name, "TXT")]
+
+    async def a(self, name: str) -> list[ipaddress.IPv4Address]:
+        return [ipaddress.IPv4Address(v) for v in self._lookup(name, "A")]
+
+    async def aaaa(self, name: str) -> list[ipaddress.IPv6Address]:
+        return [ipaddress.IPv6Address(v) for v in self._lookup(name, "AAAA")]
+
+    async def mx(self, name: str) -> list[tuple[int, str]]:
+        return [(int(pref), _norm(host)) for pref, host in self._lookup(name, "MX")]
+
+    async def ptr(self, ip: IPAddress) -> list[str]:
+        return [_norm(v) for v in self._lookup(ip.reverse_pointer, "PTR")]
 
 
 class LoopThread:
