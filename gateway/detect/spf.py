@@ -383,6 +383,8 @@ class _Evaluation:
                 names = []
             validated = []
             for name in names[:MAX_PTR_NAMES]:
+                if not name.rstrip("."):
+                    continue  # a PTR to the root names no host
                 try:
                     if self.ip in await self._addresses(name):
                         validated.append(name.rstrip("."))

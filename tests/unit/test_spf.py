@@ -93,6 +93,9 @@ async def test_p_macro_validated_name() -> None:
     assert await expand_macros("%{p}", "192.0.2.3", SENDER, "example.com", dns) \
         == "mail.example.com"
     assert await expand_macros("%{p}", "192.0.2.4", SENDER, "example.com", dns) == "unknown"
+    dns = FakeResolver({"3.2.0.192.in-addr.arpa": [("PTR", ".")]})
+    assert await expand_macros("%{p}", "192.0.2.3", SENDER, "example.com", dns) == "unknown"
+    assert dns.queries == [("PTR", "3.2.0.192.in-addr.arpa")]
 
 
 # --- record syntax -------------------------------------------------------------------------
