@@ -158,6 +158,8 @@ class UpstreamBehaviour:
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     data_reply: str | None = None
     data_delay: float = 0.0
+    data_command_reply: str | None = None  # answer to the DATA command itself
+    data_command_delay: float = 0.0  # seconds before the 354
 
 
 class _UpstreamHandler:
@@ -194,6 +196,23 @@ class _UpstreamHandler:
         return f"250 2.0.0 Ok: queued as UP{len(self.owner.messages)}"
 
 
+class _UpstreamSMTP(SMTP):
+    """aiosmtpd, with a DATA command that can be refused or answered late."""
+
+    def __init__(self, behaviour: UpstreamBehaviour, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.behaviour = behaviour
+
+    async def smtp_DATA(self, arg: str) -> None:
+        if self.behaviour.data_command_delay:
+            await asyncio.sleep(self.behaviour.data_command_delay)
+        if self.behaviour.data_command_reply and self.envelope is not None \
+                and self.envelope.rcpt_tos:
+            await self.push(self.behaviour.data_command_reply)
+            return
+        await super().smtp_DATA(arg)
+
+
 class CapturingUpstream:
     """An aiosmtpd server that records what it accepts, with STARTTLS and optional AUTH."""
 
@@ -227,10 +246,10 @@ class CapturingUpstream:
 
         def factory() -> SMTP:
             self.connections += 1
-            proto = SMTP(handler, hostname="upstream.test", tls_context=ctx,
-                         authenticator=self._authenticator if self.users else None,
-                         auth_required=bool(self.users), auth_require_tls=True,
-                         enable_SMTPUTF8=True)
+            proto = _UpstreamSMTP(
+                self.behaviour, handler, hostname="upstream.test", tls_context=ctx,
+                authenticator=self._authenticator if self.users else None,
+                auth_required=bool(self.users), auth_require_tls=True, enable_SMTPUTF8=True)
             self._protocols.append(proto)
             return proto
 

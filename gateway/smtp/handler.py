@@ -254,14 +254,16 @@ class SubmissionHandler:
         if not address.isascii() and "SMTPUTF8" not in (o.upper() for o in mail_options):
             return NEEDS_SMTPUTF8
         state = _state(server)
+        # Settle what the last transaction left in flight first: a DATA dropped
+        # mid-way closes the hop, which must be replaced before this MAIL.
+        await self._mail_reply(state)
+        await _drop_data(state)
         try:
             hop = await self._hop(state)
         except HopAuthRefused as exc:
             return f"454 4.7.0 {exc.text}"
         except HopUnavailable as exc:
             return reply_str(exc.reply, self.cfg)
-        await self._mail_reply(state)  # a MAIL still in flight (MAIL, MAIL, …)
-        await _drop_data(state)
         if state.in_transaction:
             await hop.rset()
             state.in_transaction = False
@@ -393,6 +395,8 @@ class SubmissionHandler:
                         await hop.send_content(content, menv.queue_id)
                 if 200 <= reply.code < 300:
                     await self._audit(menv, decision)
+                else:  # a refused DATA command leaves the hop's transaction open
+                    await hop.rset()
             else:
                 if pending is not None:
                     await pending

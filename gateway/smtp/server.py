@@ -183,10 +183,13 @@ class VigieSMTP(SMTP):
     async def push(self, status: Any) -> None:
         if isinstance(status, str):
             if status in _TOO_BIG:
-                limit = (self.data_size_limit or 0) / 1024 / 1024
-                log.info("message refused: larger than %.0f MB (552)", limit)
-                status = (f"552 5.3.4 Message trop gros (maximum {limit:.0f} Mo, pièces jointes "
-                          f"comprises) / Message too big (limit {limit:.0f} MB)")
+                size = self.data_size_limit or 0
+                fr, en = ((f"{size / 1024 / 1024:.0f} Mo", f"{size / 1024 / 1024:.0f} MB")
+                          if size >= 1024 * 1024 else
+                          (f"{size / 1024:.0f} Ko", f"{size / 1024:.0f} KB"))
+                log.info("message refused: larger than %s (552)", en)
+                status = (f"552 5.3.4 Message trop gros (maximum {fr}, pièces jointes "
+                          f"comprises) / Message too big (limit {en})")
             else:
                 status = _TRANSLATIONS.get(status, status)
         await super().push(status)

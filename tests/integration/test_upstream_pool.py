@@ -102,3 +102,48 @@ def test_stopping_vigie_closes_the_kept_sessions(
     assert pool is not None and len(pool) == 1
     gw.stop()
     assert len(pool) == 0
+
+
+def test_a_refused_data_command_leaves_a_clean_kept_session(
+        make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream) -> None:
+    """The upstream refuses the DATA command itself: the client hears it, and the kept
+    session is reset, so later clients do not meet «nested MAIL command»."""
+    gw = make_gateway(relay_config)
+    upstream.behaviour.data_command_reply = "451 4.3.0 Try again later"
+    with connect(gw) as client:
+        client.mail(FROM)
+        client.rcpt(TO[0])
+        assert client.data(make_message())[0] == 451
+    upstream.behaviour.data_command_reply = None
+    send(gw, 2)  # sendmail raises on any refusal
+    assert len(upstream.messages) == 2
+    assert upstream.connections == 1
+
+
+def test_next_message_after_a_too_big_one_waits_for_the_dropped_session(
+        make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream) -> None:
+    """The client is told 552 before the upstream's 354 came back; its next MAIL must
+    not go out on the session that is about to be dropped."""
+    relay_config.limits.message_size = 10_000
+    upstream.behaviour.data_command_delay = 0.5
+    gw = make_gateway(relay_config)
+    with connect(gw) as client:
+        client.mail(FROM)
+        client.rcpt(TO[0])
+        assert client.data(make_message(body=("x" * 70 + "\r\n") * 300))[0] == 552
+        upstream.behaviour.data_command_delay = 0.0
+        assert client.sendmail(FROM, TO, make_message()) == {}
+    assert len(upstream.messages) == 1
+    assert len(upstream.messages[0].content) < 10_000
+
+
+def test_a_small_size_limit_is_said_in_kilobytes(
+        make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream) -> None:
+    relay_config.limits.message_size = 10_000
+    gw = make_gateway(relay_config)
+    with connect(gw) as client:
+        client.mail(FROM)
+        client.rcpt(TO[0])
+        code, text = client.data(make_message(body=("x" * 70 + "\r\n") * 300))
+    assert code == 552
+    assert b"maximum 10 Ko" in text and b"limit 10 KB" in text
