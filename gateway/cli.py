@@ -310,6 +310,16 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--helo", metavar="NAME")
     k.add_argument("--json", action="store_true")
     k.set_defaults(func=cmd_check)
+
+    # Sub-commands of other modules: each registers its own parsers.
+    # --- directory (issue 4) ---
+
+    # --- scan, usb (issue 5) ---
+
+    # --- digest, quarantine (issue 6) ---
+
+    # --- web console (issue 6) ---
+
     return p
 
 

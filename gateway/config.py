@@ -14,9 +14,13 @@ import socket
 import ssl
 import tomllib
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+# fail(section, key, fr, en) raises a ConfigError naming the file, line and key.
+Fail = Callable[[str, str, str, str], None]
 
 UpstreamTLS = Literal["starttls", "implicit", "none"]
 AuthMode = Literal["upstream", "local", ""]
@@ -144,6 +148,92 @@ class PatientDataConfig:
     override_marker: str = ""
 
 
+# --- issue 4: inbound screening ---------------------------------------------
+
+@dataclass
+class InboundConfig:
+    # Where the internet (or the provider's MX) hands mail for the practice to vigie.
+    # Empty = no inbound listener.
+    listen: list[str] = field(default_factory=list)
+    # The practice's own domains and addresses: the only recipients accepted inbound.
+    domains: list[str] = field(default_factory=list)
+    addresses: list[str] = field(default_factory=list)
+    # The practice's mailbox server; empty = the local Maildir (embedded default).
+    mailbox_host: str = ""
+    mailbox_port: int = 25
+    mailbox_tls: UpstreamTLS = "starttls"
+    mailbox_verify: bool = True
+    mailbox_ca_file: str = ""
+
+
+def _validate_inbound(cfg: Config, fail: Fail) -> None:
+    pass
+
+
+@dataclass
+class DirectoryConfig:
+    # fields: issue 4 (confrères directory)
+    pass
+
+
+def _validate_directory(cfg: Config, fail: Fail) -> None:
+    pass
+
+
+# --- issue 5: attachment and USB scanning ------------------------------------
+
+@dataclass
+class ScanConfig:
+    # fields: issue 5
+    pass
+
+
+def _validate_scan(cfg: Config, fail: Fail) -> None:
+    pass
+
+
+# --- issue 6: quarantine, digest, web console, Signal Spam ------------------
+
+@dataclass
+class QuarantineConfig:
+    # fields: issue 6 (store)
+    pass
+
+
+def _validate_quarantine(cfg: Config, fail: Fail) -> None:
+    pass
+
+
+@dataclass
+class DigestConfig:
+    # fields: issue 6 (digest)
+    pass
+
+
+def _validate_digest(cfg: Config, fail: Fail) -> None:
+    pass
+
+
+@dataclass
+class SignalSpamConfig:
+    # fields: issue 6 (Signal Spam)
+    pass
+
+
+def _validate_signal_spam(cfg: Config, fail: Fail) -> None:
+    pass
+
+
+@dataclass
+class WebConfig:
+    # fields: issue 6 (web console)
+    pass
+
+
+def _validate_web(cfg: Config, fail: Fail) -> None:
+    pass
+
+
 @dataclass
 class LogConfig:
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -163,6 +253,13 @@ class Config:
     rules: RulesConfig = field(default_factory=RulesConfig)
     log: LogConfig = field(default_factory=LogConfig)
     patient_data: PatientDataConfig = field(default_factory=PatientDataConfig)
+    inbound: InboundConfig = field(default_factory=InboundConfig)
+    directory: DirectoryConfig = field(default_factory=DirectoryConfig)
+    scan: ScanConfig = field(default_factory=ScanConfig)
+    quarantine: QuarantineConfig = field(default_factory=QuarantineConfig)
+    digest: DigestConfig = field(default_factory=DigestConfig)
+    signal_spam: SignalSpamConfig = field(default_factory=SignalSpamConfig)
+    web: WebConfig = field(default_factory=WebConfig)
     # Free-form policy overrides ([policy.thresholds], [policy.symbols.X]),
     # validated by gateway.policy against the rules.
     policy: dict[str, Any] = field(default_factory=dict)
@@ -469,6 +566,19 @@ def _validate(cfg: Config, *, file: str | None, text: str) -> None:
     if cfg.rules.dir and not Path(cfg.rules.dir).expanduser().is_dir():
         fail("rules", "dir", f"dossier introuvable : {cfg.rules.dir}",
              f"folder not found: {cfg.rules.dir}")
+    _validate_inbound(cfg, fail)
+
+    _validate_directory(cfg, fail)
+
+    _validate_scan(cfg, fail)
+
+    _validate_quarantine(cfg, fail)
+
+    _validate_digest(cfg, fail)
+
+    _validate_signal_spam(cfg, fail)
+
+    _validate_web(cfg, fail)
 
 
 def parse_listen(item: str) -> tuple[str, int]:

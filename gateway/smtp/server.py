@@ -13,7 +13,7 @@ import re
 import signal
 import ssl
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiosmtpd.smtp import MISSING, SMTP, syntax
 
@@ -247,6 +247,14 @@ def _tune_asyncio_ssl() -> None:
         protocol.max_size = _SSL_READ_SIZE
 
 
+class Service(Protocol):
+    """Something ``vigie serve`` runs beside the SMTP listeners."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 class Gateway:
     def __init__(self, cfg: Config, *, engine: Engine | None = None) -> None:
         quiet_libraries()  # aiosmtpd logs full addresses at INFO: never let them through
@@ -263,6 +271,15 @@ class Gateway:
         self.servers: list[asyncio.Server] = []
         self.background: set[asyncio.Task[None]] = set()
         self.live: set[VigieSMTP] = set()
+        # Other services started and stopped with the listeners (web console, digest
+        # scheduler, quarantine purge, inbound listener…): objects with async start()/stop().
+        self.services: list[Service] = []
+        # --- inbound (issue 4) ---
+
+        # --- quarantine, digest (issue 6) ---
+
+        # --- web console (issue 6) ---
+
         self.cert_created = False
         self.cert_path: Path | None = None
         self._tls: ssl.SSLContext | None = None
@@ -330,6 +347,8 @@ class Gateway:
             self.servers.append(srv)
         for name, addr in self.addresses():
             log.info("listening (%s) on %s:%d", name, addr[0], addr[1])
+        for service in self.services:
+            await service.start()
 
     def addresses(self) -> list[tuple[str, tuple[Any, ...]]]:
         out = []
@@ -346,6 +365,11 @@ class Gateway:
         raise LookupError(kind)
 
     async def stop(self) -> None:
+        for service in reversed(self.services):
+            try:
+                await service.stop()
+            except Exception as exc:  # one service's trouble must not keep the others up
+                log.error("stopping %s: %s", type(service).__name__, exc)
         for srv in self.servers:
             srv.close()
         for proto in list(self.live):  # clients still connected hear nothing more: no 250

@@ -1,0 +1,1 @@
+"""Attachment and file scanning: true type, archives, macros, PDF active content, YARA."""
