@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import asyncio.sslproto
+import dataclasses
 import logging
 import re
 import signal
@@ -18,7 +19,7 @@ from typing import Any, Protocol
 from aiosmtpd.smtp import MISSING, SMTP, syntax
 
 from gateway import __version__
-from gateway.config import Config, ConfigError, parse_listen
+from gateway.config import Config, ConfigError, UpstreamConfig, parse_listen
 from gateway.engine import Engine
 from gateway.logs import quiet_libraries
 from gateway.quarantine.folder import HoldFolder, ensure_private_dir
@@ -301,6 +302,19 @@ class Gateway:
                 raise HopUnavailable(unavailable("mot de passe du compte d'envoi illisible",
                                                  "upstream password file unreadable")) from exc
         return await UpstreamSession.open(cfg, login, password)
+
+    async def mailbox_hop(self) -> HopSession:
+        """The next hop for inbound mail (and for releasing held inbound mail): the
+        practice's mailbox server ([inbound] mailbox_host), or the local Maildir."""
+        inbound = self.cfg.inbound
+        if not inbound.mailbox_host:
+            return MaildirSession(self.maildir, self.cfg.limits.recipients)
+        mailbox = dataclasses.replace(self.cfg, upstream=UpstreamConfig(
+            host=inbound.mailbox_host, port=inbound.mailbox_port, tls=inbound.mailbox_tls,
+            verify=inbound.mailbox_verify, ca_file=inbound.mailbox_ca_file,
+            timeout=self.cfg.upstream.timeout, data_timeout=self.cfg.upstream.data_timeout,
+            helo=self.cfg.upstream.helo, idle_sessions=0))
+        return await UpstreamSession.open(mailbox, None, None)
 
     def _protocol(self, *, implicit_tls: bool) -> VigieSMTP:
         assert self._tls is not None
