@@ -59,6 +59,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     cfg = _config(args)
     logs.setup(cfg)
     embedded = cfg.source is None
+    if embedded and not cfg.inbound.listen and not any(
+            k.startswith("VIGIE_INBOUND_") for k in os.environ):
+        # the demo: mail for anyone@localhost on 127.0.0.1:2525, screened, into the Maildir
+        cfg.inbound.listen = ["127.0.0.1:2525"]
+        cfg.inbound.domains = ["localhost"]
     if cfg.auth_mode == "local":
         users = UsersFile(cfg.users_file)
         if not users.load():
@@ -84,6 +89,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
           f"vigie {__version__}: submission on {', '.join(cfg.submission.listen)} (STARTTLS) "
           f"and {', '.join(cfg.submission.listen_tls)} (TLS)"
           + ("; Ctrl-C pour arrêter / to stop" if sys.stderr.isatty() else ""), file=sys.stderr)
+    if cfg.inbound.listen:
+        accepted = ", ".join([f"@{d}" for d in cfg.inbound.domains] + cfg.inbound.addresses)
+        print(f"réception sur {', '.join(cfg.inbound.listen)} pour {accepted}\n"
+              f"inbound on {', '.join(cfg.inbound.listen)} for {accepted}", file=sys.stderr)
     from gateway.smtp.server import serve_forever
 
     try:

@@ -7,6 +7,7 @@ in French then English: never a traceback.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import math
 import os
 import re
@@ -153,7 +154,8 @@ class PatientDataConfig:
 @dataclass
 class InboundConfig:
     # Where the internet (or the provider's MX) hands mail for the practice to vigie.
-    # Empty = no inbound listener.
+    # Empty = no inbound listener (`vigie serve` without a config file listens on
+    # 127.0.0.1:2525 for mail to @localhost: the embedded demo).
     listen: list[str] = field(default_factory=list)
     # The practice's own domains and addresses: the only recipients accepted inbound.
     domains: list[str] = field(default_factory=list)
@@ -164,10 +166,69 @@ class InboundConfig:
     mailbox_tls: UpstreamTLS = "starttls"
     mailbox_verify: bool = True
     mailbox_ca_file: str = ""
+    # A load balancer in front sends the PROXY protocol header (v1 or v2) first.
+    proxy_protocol: bool = False
+    # Relays of the provider (their MX, a Postfix) that hand mail to vigie: the
+    # client IP and HELO for SPF come from the Received line they added.
+    trusted_relays: list[str] = field(default_factory=list)
+    # Our Authentication-Results name (default: [server] hostname); the same name
+    # arriving from outside is removed. Optionally believe the results of a trusted
+    # relay that writes its own Authentication-Results.
+    authserv_id: str = ""
+    trusted_authserv_ids: list[str] = field(default_factory=list)
+    tag_subject_prefix: str = "[SUSPECT] "
+    # DNS trouble never refuses mail: "tempfail" answers 451 (the sender retries),
+    # "tag" delivers with the subject prefix and a warning.
+    dns_error: Literal["tempfail", "tag"] = "tempfail"
+
+
+_DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}"
+                     r"[a-z0-9])?")
 
 
 def _validate_inbound(cfg: Config, fail: Fail) -> None:
-    pass
+    inbound = cfg.inbound
+    for item in inbound.listen:
+        try:
+            port = parse_listen(item)[1]
+        except ValueError:
+            port = 0
+        if port == 0:
+            fail("inbound", "listen", f"adresse d'écoute invalide {item!r} (attendu "
+                 "\"hôte:port\", par ex. \"0.0.0.0:25\")",
+                 f"invalid listen address {item!r} (expected \"host:port\", e.g. "
+                 "\"0.0.0.0:25\")")
+    for domain in inbound.domains:
+        if not _DOMAIN.fullmatch(domain.strip().lower()):
+            fail("inbound", "domains", f"{domain!r} n'est pas un nom de domaine",
+                 f"{domain!r} is not a domain name")
+    for address in inbound.addresses:
+        local, at, domain = address.rpartition("@")
+        if not at or not local or not _DOMAIN.fullmatch(domain.strip().lower()):
+            fail("inbound", "addresses", f"{address!r} n'est pas une adresse (nom@domaine)",
+                 f"{address!r} is not an address (name@domain)")
+    for relay in inbound.trusted_relays:
+        try:
+            ipaddress.ip_network(relay.strip(), strict=False)
+        except ValueError:
+            fail("inbound", "trusted_relays", f"{relay!r} n'est ni une adresse IP ni un réseau "
+                 "(par ex. \"192.0.2.10\" ou \"2001:db8::/32\")",
+                 f"{relay!r} is neither an IP address nor a network (e.g. \"192.0.2.10\" "
+                 "or \"2001:db8::/32\")")
+    if inbound.listen and not inbound.domains and not inbound.addresses:
+        fail("inbound", "domains", "l'écoute entrante demande les domaines ou adresses du "
+             "cabinet (domains = [\"cabinet.fr\"]) : vigie n'accepte que le courrier qui leur "
+             "est destiné", "the inbound listener needs the practice's domains or addresses "
+             "(domains = [\"cabinet.fr\"]): vigie only accepts mail for them")
+    if inbound.mailbox_port and not 0 < inbound.mailbox_port < 65536:
+        fail("inbound", "mailbox_port", "doit être entre 1 et 65535",
+             "must be between 1 and 65535")
+    if inbound.mailbox_ca_file and not Path(inbound.mailbox_ca_file).expanduser().is_file():
+        fail("inbound", "mailbox_ca_file", f"fichier introuvable : {inbound.mailbox_ca_file}",
+             f"file not found: {inbound.mailbox_ca_file}")
+    if inbound.authserv_id and not _DOMAIN.fullmatch(inbound.authserv_id.lower()):
+        fail("inbound", "authserv_id", "un nom d'hôte est attendu (lettres, chiffres, points, "
+             "tirets)", "a host name is expected (letters, digits, dots, dashes)")
 
 
 @dataclass

@@ -12,14 +12,18 @@ import email.policy
 import enum
 import re
 import unicodedata
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.parser import BytesParser
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from gateway.detect.extract import Extraction
+
+
+T = TypeVar("T")
 
 
 class Direction(enum.StrEnum):
@@ -40,6 +44,8 @@ class Envelope:
     auth_user: str | None = None
     tls: bool = False
     queue_id: str = ""
+    # Inbound behind trusted relays: how many of them the origin was found behind.
+    relay_hops: int = 0
 
     @property
     def declared_8bitmime(self) -> bool:
@@ -88,6 +94,20 @@ class Message:
         self.raw = raw
         self.envelope = envelope
         self._extraction: asyncio.Future[Extraction] | None = None
+        self._shared: dict[str, asyncio.Future[Any]] = {}
+        # What checks leave for the relay step (e.g. the Authentication-Results value).
+        self.notes: dict[str, Any] = {}
+
+    async def once(self, key: str, work: Callable[[], Awaitable[T]]) -> T:
+        """``work()`` run once per message and shared by every check that asks (the
+        sender authentication that several checks read)."""
+        future = self._shared.get(key)
+        if future is None:
+            future = asyncio.ensure_future(work())
+            self._shared[key] = future
+        # shield: a check that times out must not cancel the work others wait on
+        result: T = await asyncio.shield(future)
+        return result
 
     async def extraction(self) -> Extraction:
         """The shared extraction (computed in a thread the first time it is asked for)."""

@@ -295,6 +295,15 @@ class CapturingUpstream:
         cfg.upstream.timeout = 5.0
         return cfg
 
+    def configure_mailbox(self, cfg: Config) -> Config:
+        """Point a config's inbound next hop ([inbound] mailbox_*) at this server."""
+        cfg.inbound.mailbox_host = "localhost"
+        cfg.inbound.mailbox_port = self.port
+        cfg.inbound.mailbox_tls = "starttls" if self.tls else "none"
+        cfg.inbound.mailbox_ca_file = str(self.cert) if self.tls else ""
+        cfg.upstream.timeout = 5.0
+        return cfg
+
 
 def config_for_tests(data_dir: Path, **sections: Mapping[str, Any]) -> Config:
     """A config for tests: loopback, ephemeral ports, no auth delay."""
@@ -331,6 +340,11 @@ class GatewayThread:
     @property
     def tls_port(self) -> int:
         return self.gateway.port("implicit-tls")
+
+    @property
+    def inbound_port(self) -> int:
+        assert self.gateway.inbound is not None, "no [inbound] listen in this config"
+        return self.gateway.inbound.port()
 
     @property
     def cafile(self) -> str:

@@ -232,6 +232,33 @@ class SubmissionHandler:
         return reply_str(temporary_reply("4.3.0", "Erreur interne temporaire de vigie.",
                                          "Temporary internal error in vigie."), self.cfg)
 
+    # --- what differs between listeners (the inbound one overrides these) ---
+    def may_send(self, session: Session) -> bool:
+        """Whether this client may give mail at all: submission needs a login."""
+        return bool(session.authenticated)
+
+    def recipient_refusal(self, address: str) -> str | None:
+        """A reply refusing this recipient before the next hop is asked, or None."""
+        return None
+
+    def message_envelope(self, session: Session, envelope: Envelope, raw: bytes, tls: bool,
+                         queue_id: str) -> MsgEnvelope:
+        assert envelope.mail_from is not None
+        return MsgEnvelope(
+            mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos),
+            direction=Direction.OUTBOUND, mail_options=list(envelope.mail_options),
+            client_ip=_peer_ip(session), helo=session.host_name,
+            auth_user=str(session.auth_data) if session.auth_data else None,
+            tls=tls, queue_id=queue_id,
+        )
+
+    def content(self, message: Message, decision: Decision, tls: tuple[str, str] | None,
+                session: Session) -> bytes:
+        """The bytes handed to the next hop for deliver/tag."""
+        content = self.engine.prepare(message, decision)
+        return prepend_header(content, "Received",
+                              received_value(self.cfg, tls, session, message.envelope))
+
     # --- envelope -----------------------------------------------------
     async def _hop(self, state: ConnState, *, fresh: bool = False) -> HopSession:
         if state.hop is not None and state.hop.usable:
@@ -249,7 +276,7 @@ class SubmissionHandler:
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:
-        if not session.authenticated:  # aiosmtpd checks too: never an open relay
+        if not self.may_send(session):  # aiosmtpd checks too: never an open relay
             return AUTH_REQUIRED
         if not address.isascii() and "SMTPUTF8" not in (o.upper() for o in mail_options):
             return NEEDS_SMTPUTF8
@@ -309,7 +336,7 @@ class SubmissionHandler:
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
-        if not session.authenticated:
+        if not self.may_send(session):
             return AUTH_REQUIRED
         if not address.isascii() and not envelope.smtp_utf8:
             return NEEDS_SMTPUTF8
@@ -324,6 +351,9 @@ class SubmissionHandler:
         if any(c in local for c in "%!@:") or address.startswith("@"):
             return ("553 5.1.3 Adresse de destinataire refusée (routage non autorisé) / "
                     "Recipient address rejected (no routing tricks)")
+        refused = self.recipient_refusal(address)
+        if refused is not None:
+            return refused
         refusal = await self._mail_reply(state)
         if refusal is not None:  # the next hop refused the sender: so every recipient
             return reply_str(_sender_refused(refusal), self.cfg)
@@ -364,19 +394,14 @@ class SubmissionHandler:
         assert isinstance(raw, bytes)
         assert envelope.mail_from is not None
         hop = state.hop
-        if hop is None or not session.authenticated:
+        if hop is None or not self.may_send(session):
             return "503 5.5.1 Commande MAIL attendue d'abord / Error: need MAIL command"
         refusal = await self._mail_reply(state)
         if refusal is not None:
             return reply_str(refusal, self.cfg)
         tls = _tls_info(server)
-        menv = MsgEnvelope(
-            mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos),
-            direction=Direction.OUTBOUND, mail_options=list(envelope.mail_options),
-            client_ip=_peer_ip(session), helo=session.host_name,
-            auth_user=str(session.auth_data) if session.auth_data else None,
-            tls=tls is not None, queue_id=state.queue_id or new_queue_id(),
-        )
+        menv = self.message_envelope(session, envelope, raw, tls is not None,
+                                     state.queue_id or new_queue_id())
         message = Message(raw, menv)
         decision = await self.engine.screen(message)
         action = decision.action
@@ -384,9 +409,7 @@ class SubmissionHandler:
         try:
             pending, state.pending_data = state.pending_data, None
             if action in ("deliver", "tag"):
-                content = self.engine.prepare(message, decision)
-                content = prepend_header(content, "Received",
-                                         received_value(self.cfg, tls, session, menv))
+                content = self.content(message, decision, tls, session)
                 if pending is None:
                     reply = await hop.data(content, menv.queue_id)
                 else:

@@ -24,6 +24,7 @@ from gateway.engine import Engine
 from gateway.logs import quiet_libraries
 from gateway.quarantine.folder import HoldFolder, ensure_private_dir
 from gateway.smtp.handler import AUTH_REQUIRED, SubmissionHandler, close_connection
+from gateway.smtp.inbound import NO_AUTH, InboundListener
 from gateway.smtp.relay import (
     HopPool,
     HopSession,
@@ -233,6 +234,20 @@ class VigieSMTP(SMTP):
         self._client_connected_cb = None
 
 
+class InboundSMTP(VigieSMTP):
+    """The inbound listener's protocol: no AUTH offered or taken (mail for the practice
+    needs no login; its people log in on the submission ports)."""
+
+    async def push(self, status: Any) -> None:
+        if isinstance(status, str) and status.startswith("250-AUTH"):
+            return
+        await super().push(status)
+
+    @syntax("AUTH <mechanism>")
+    async def smtp_AUTH(self, arg: str) -> None:
+        await self.push(NO_AUTH)
+
+
 # asyncio's SSL transport (every TLS connection vigie has: clients and upstream) reads
 # decrypted data with read(max_size), and CPython allocates a bytes object of that
 # size for each call: 256 KiB costs about 17 µs a read against 2 µs for 64 KiB, some
@@ -276,6 +291,10 @@ class Gateway:
         # scheduler, quarantine purge, inbound listener…): objects with async start()/stop().
         self.services: list[Service] = []
         # --- inbound (issue 4) ---
+        self.inbound: InboundListener | None = None
+        if cfg.inbound.listen:
+            self.inbound = InboundListener(self)
+            self.services.append(self.inbound)
 
         # --- quarantine, digest (issue 6) ---
 
@@ -302,6 +321,11 @@ class Gateway:
                 raise HopUnavailable(unavailable("mot de passe du compte d'envoi illisible",
                                                  "upstream password file unreadable")) from exc
         return await UpstreamSession.open(cfg, login, password)
+
+    @property
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The server TLS context (made at start())."""
+        return self._tls
 
     async def mailbox_hop(self) -> HopSession:
         """The next hop for inbound mail (and for releasing held inbound mail): the

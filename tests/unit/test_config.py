@@ -187,3 +187,12 @@ def test_environment_reaches_sections_with_underscores() -> None:
                         "VIGIE_PATIENT_DATA_TRUSTED_DOMAINS": "cabinet.fr, chu-x.fr"})
     assert cfg.patient_data.enabled is False
     assert cfg.patient_data.trusted_domains == ["cabinet.fr", "chu-x.fr"]
+
+
+def test_the_example_config_loads_as_shipped() -> None:
+    """deploy/vigie.example.toml is what providers copy: it must load without an edit."""
+    from gateway.config import load
+
+    example = Path(__file__).resolve().parents[2] / "deploy" / "vigie.example.toml"
+    cfg = load(example, environ={})
+    assert cfg.source == str(example)

@@ -1,0 +1,204 @@
+"""The inbound listener: mail from the internet (or the provider's MX) for the practice.
+
+No AUTH; only recipients of the practice's own domains and addresses (never a relay);
+STARTTLS offered, not required; the PROXY protocol when a load balancer is in front.
+It relays to the practice's mailbox server (or the local Maildir) with the same rule as
+submission: the sender hears 250 only once the next hop said 250, or the message is
+durably held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from typing import TYPE_CHECKING, Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from gateway.config import Config, parse_listen
+from gateway.engine import Engine
+from gateway.model import Direction, Message, prepend_header
+from gateway.model import Envelope as MsgEnvelope
+from gateway.policy import Decision
+from gateway.smtp.handler import (
+    HopFactory,
+    SubmissionHandler,
+    _peer_ip,
+    new_queue_id,
+    received_value,
+)
+from gateway.users import UsersFile
+
+if TYPE_CHECKING:
+    from gateway.quarantine.folder import HoldFolder
+    from gateway.smtp.server import Gateway, VigieSMTP
+
+log = logging.getLogger("vigie.inbound")
+
+NO_AUTH = "502 5.5.1 Pas d'authentification sur ce port / AUTH not available here"
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _networks(items: list[str]) -> list[Network]:
+    return [ipaddress.ip_network(i.strip(), strict=False) for i in items]
+
+
+def is_trusted(ip: str | None, networks: list[Network]) -> bool:
+    if not ip or not networks:
+        return False
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return any(addr in net for net in networks)
+
+
+def received_fields(raw: bytes) -> list[str]:
+    """The Received field values, topmost first, unfolded."""
+    header = BytesHeaderParser(policy=compat32).parsebytes(raw)
+    return [" ".join(str(v).split()) for v in header.get_all("Received") or []]
+
+
+class InboundHandler(SubmissionHandler):
+    """The submission hooks, with an open door for the practice's recipients only."""
+
+    def __init__(self, cfg: Config, engine: Engine, hop_factory: HopFactory,
+                 users: UsersFile, hold: HoldFolder) -> None:
+        super().__init__(cfg, engine, hop_factory, users, hold, None)
+        self.domains = {d.strip().lower().rstrip(".") for d in cfg.inbound.domains}
+        self.addresses = {a.strip().lower() for a in cfg.inbound.addresses}
+        self.trusted = _networks(cfg.inbound.trusted_relays)
+
+    def may_send(self, session: Session) -> bool:
+        return True  # anyone may give mail, for the practice's recipients only
+
+    def recipient_refusal(self, address: str) -> str | None:
+        low = address.lower()
+        if low in self.addresses or low.rpartition("@")[2].rstrip(".") in self.domains:
+            return None
+        return ("550 5.7.1 Destinataire inconnu ici : ce serveur ne reçoit que le courrier "
+                "du cabinet (pas de relais) / Relaying denied: not a local recipient")
+
+    async def handle_PROXY(self, server: SMTP, session: Session, envelope: Envelope,
+                           proxy_data: Any) -> bool:
+        """A PROXY header is believed from the balancer only: when trusted relays are
+        listed, the connection must come from one of them."""
+        if self.trusted and not is_trusted(_peer_ip(session), self.trusted):
+            log.warning("PROXY header from %s, which is not a trusted relay: closed",
+                        _peer_ip(session))
+            return False
+        return True
+
+    async def handle_AUTH(self, server: SMTP, session: Session, envelope: Envelope,
+                          args: list[str]) -> str | None:
+        return NO_AUTH
+
+    def client(self, session: Session) -> str | None:
+        """The connecting client: the PROXY header's source when a balancer sent one."""
+        proxy = getattr(session, "proxy_data", None)
+        src = getattr(proxy, "src_addr", None) if proxy is not None else None
+        if src is not None and getattr(proxy, "valid", False):
+            return str(src)
+        return _peer_ip(session)
+
+    def message_envelope(self, session: Session, envelope: Envelope, raw: bytes, tls: bool,
+                         queue_id: str) -> MsgEnvelope:
+        assert envelope.mail_from is not None
+        ip, helo = self.client(session), session.host_name
+        hops = 0
+        if is_trusted(ip, self.trusted):
+            ip, helo, hops = self.origin(raw, ip)
+        return MsgEnvelope(
+            mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos),
+            direction=Direction.INBOUND, mail_options=list(envelope.mail_options),
+            client_ip=ip, helo=helo, auth_user=None, tls=tls, queue_id=queue_id,
+            relay_hops=hops,
+        )
+
+    def origin(self, raw: bytes, ip: str | None) -> tuple[str | None, str | None, int]:
+        """Behind trusted relays: who handed the message to the first untrusted hop,
+        from the Received lines the trusted relays added. (None, None) when a trusted
+        relay's line cannot be read: SPF is then not evaluated, never passed."""
+        from gateway.detect.received import origin_from_received
+
+        found = origin_from_received(received_fields(raw), ip or "", self.trusted)
+        if found is None:
+            log.warning("trusted relay %s: its Received line is unreadable; SPF not evaluated",
+                        ip)
+            return None, None, 0
+        return found.ip, found.helo, found.hops
+
+    def content(self, message: Message, decision: Decision, tls: tuple[str, str] | None,
+                session: Session) -> bytes:
+        out = self.engine.prepare(message, decision)
+        results = message.notes.get("authentication_results")
+        if isinstance(results, str):
+            out = prepend_header(out, "Authentication-Results", results)
+        return prepend_header(out, "Received",
+                              received_value(self.cfg, tls, session, message.envelope))
+
+
+class InboundListener:
+    """The inbound SMTP servers of ``vigie serve`` (a service of the Gateway)."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+        cfg = gateway.cfg
+
+        async def mailbox(_login: str | None, _password: str | None) -> Any:
+            return await gateway.mailbox_hop()
+
+        self.handler = InboundHandler(cfg, gateway.engine, mailbox, gateway.users,
+                                      gateway.hold)
+        self.servers: list[asyncio.Server] = []
+
+    def _protocol(self) -> VigieSMTP:
+        from gateway.smtp.server import InboundSMTP
+
+        gw = self.gateway
+        cfg = gw.cfg
+        proto = InboundSMTP(
+            self.handler,
+            data_size_limit=cfg.limits.message_size,
+            enable_SMTPUTF8=True,
+            hostname=cfg.hostname,
+            ident="vigie",
+            tls_context=gw.tls_context,
+            require_starttls=False,
+            auth_required=False,
+            auth_require_tls=True,
+            timeout=cfg.limits.command_timeout,
+            proxy_protocol_timeout=10.0 if cfg.inbound.proxy_protocol else None,
+        )
+        proto.background = gw.background
+        proto.live = gw.live
+        return proto
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for item in self.gateway.cfg.inbound.listen:
+            host, port = parse_listen(item)
+            self.servers.append(await loop.create_server(self._protocol, host, port))
+        for srv in self.servers:
+            for sock in srv.sockets:
+                addr = sock.getsockname()
+                log.info("listening (inbound) on %s:%d", addr[0], addr[1])
+
+    def port(self) -> int:
+        return int(self.servers[0].sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        for srv in self.servers:
+            srv.close()
+        for srv in self.servers:
+            await srv.wait_closed()
+        self.servers.clear()
+
+
+__all__ = ["InboundHandler", "InboundListener", "is_trusted", "new_queue_id",
+           "received_fields"]
