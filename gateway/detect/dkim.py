@@ -51,9 +51,9 @@ _OUTCOMES: dict[str, Outcome] = {
 }
 
 # dkimpy logs every failure at ERROR level through the root logging tree: keep it quiet.
-_LOG = logging.getLogger("gateway.detect.dkim.dkimpy")
-_LOG.addHandler(logging.NullHandler())
-_LOG.propagate = False
+DKIMPY_LOG = logging.getLogger("gateway.detect.dkim.dkimpy")
+DKIMPY_LOG.addHandler(logging.NullHandler())
+DKIMPY_LOG.propagate = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +243,7 @@ def _verify_sync(raw: bytes, sigs: Sequence[_Signature], keys: Mapping[str, KeyL
             results.append(sig.make("policy", "not verified: large message"))
             continue
         if verifier is None:
-            verifier = dkim.DKIM(raw, logger=_LOG, minkey=minkey)
+            verifier = dkim.DKIM(raw, logger=DKIMPY_LOG, minkey=minkey)
         try:
             ok = verifier.verify(idx=sig.index, dnsfunc=dnsfunc)
         except dkim.ValidationError as exc:
