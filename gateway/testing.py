@@ -8,6 +8,7 @@ so blocking clients (smtplib, swaks) can talk to them from the test.
 from __future__ import annotations
 
 import asyncio
+import base64
 import grp
 import ipaddress
 import os
@@ -22,12 +23,15 @@ from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate, make_msgid
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
+import dkim
 import dns.exception
 import dns.message
 import dns.query
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from gateway.config import Config, DNSConfig
 from gateway.dns import DNSTempError, IPAddress, NXDomain
@@ -354,6 +358,59 @@ class GatewayThread:
         self._stopped = True
         self._lt.run(self.gateway.stop())
         self._lt.close()
+
+
+# --- DKIM keys made at test time -----------------------------------------------------
+
+@dataclass(frozen=True)
+class DkimKey:
+    """A DKIM signing key made at test time, with its public DNS record.
+
+    ``sign(message)`` returns the message with a DKIM-Signature prepended (dkimpy,
+    relaxed/relaxed); ``name`` and ``record`` are the TXT record to publish.
+    """
+
+    domain: str
+    selector: str
+    algorithm: Literal["rsa-sha256", "ed25519-sha256"]
+    private: bytes  # PEM (RSA) or base64 seed (ed25519), as dkimpy takes them
+    record: str
+
+    @classmethod
+    def generate(cls, domain: str, selector: str = "sel", *,
+                 algorithm: Literal["rsa-sha256", "ed25519-sha256"] = "rsa-sha256",
+                 bits: int = 2048) -> DkimKey:
+        if algorithm == "rsa-sha256":
+            key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+            private = key.private_bytes(serialization.Encoding.PEM,
+                                        serialization.PrivateFormat.TraditionalOpenSSL,
+                                        serialization.NoEncryption())
+            public = key.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+            record = f"v=DKIM1; k=rsa; p={base64.b64encode(public).decode()}"
+        else:
+            ed = ed25519.Ed25519PrivateKey.generate()
+            seed = ed.private_bytes(serialization.Encoding.Raw,
+                                    serialization.PrivateFormat.Raw,
+                                    serialization.NoEncryption())
+            raw_public = ed.public_key().public_bytes(serialization.Encoding.Raw,
+                                                      serialization.PublicFormat.Raw)
+            private = base64.b64encode(seed)
+            record = f"v=DKIM1; k=ed25519; p={base64.b64encode(raw_public).decode()}"
+        return cls(domain, selector, algorithm, private, record)
+
+    @property
+    def name(self) -> str:
+        return f"{self.selector}._domainkey.{self.domain}"
+
+    def sign(self, message: bytes, *, domain: str | None = None,
+             include_headers: Sequence[str] | None = None, length: bool = False) -> bytes:
+        signature: bytes = dkim.sign(
+            message, self.selector.encode(), (domain or self.domain).encode(), self.private,
+            canonicalize=(b"relaxed", b"relaxed"), signature_algorithm=self.algorithm.encode(),
+            include_headers=[h.encode() for h in include_headers] if include_headers
+            else [b"from", b"to", b"subject", b"date", b"message-id"], length=length)
+        return signature + message
 
 
 # --- a real DNS server ---------------------------------------------------------------
