@@ -205,7 +205,7 @@ def _short(text: str, limit: int = 80) -> str:
 def _key_problem(lookup: KeyLookup | None, name: str) -> tuple[DkimResultName, str] | None:
     """Why a key cannot be used (before any hashing), or None when it looks usable."""
     if lookup is None or lookup.status == "temperror":
-        return "temperror", f"key lookup failed: {lookup.detail if lookup else name}"
+        return "temperror", "DNS error fetching the key"
     record = _pick_record(lookup.records)
     if lookup.status == "nxdomain" or record is None:
         return "permerror", f"no key record at {name}"

@@ -221,8 +221,9 @@ async def fetch_policy(from_domain: str, resolver: Resolver) -> DmarcPolicy | Dm
         if not records and org != domain:
             where = org
             records = await _lookup(org, resolver)
-    except DNSTempError as exc:
-        return DmarcResult("temperror", domain, reason=f"DNS error on _dmarc.{where}: {exc}")
+    except DNSTempError:
+        return DmarcResult("temperror", domain, reason=f"DNS error on _dmarc.{where}",
+                           record_domain=where)
     if not records:
         return DmarcResult("none", domain, reason="no DMARC record")
     if len(records) > 1:  # 6.6.3 step 4: several records, no DMARC processing
