@@ -61,3 +61,6 @@ async def test_arc_validation_suite(case: tuple[dict[str, list[FakeRecord]], dic
     result = await verify_arc(_message(test["message"]), FakeResolver(zone))
     expected = str(test["cv"]).strip().lower()
     assert result.result == expected, (result, test.get("description"))
+    if result.result == "pass":
+        assert result.instances >= 1 and result.oldest_pass is not None
+        assert 0 <= result.oldest_pass <= result.instances
