@@ -1,5 +1,5 @@
 """Test helpers shipped with the package: a capturing upstream, a gateway in a thread,
-an in-memory DNS resolver.
+an in-memory DNS resolver, a real DNS server (dnsmasq) serving given records.
 
 The first two run real asyncio servers on loopback sockets in a background thread,
 so blocking clients (smtplib, swaks) can talk to them from the test.
@@ -8,17 +8,32 @@ so blocking clients (smtplib, swaks) can talk to them from the test.
 from __future__ import annotations
 
 import asyncio
+import base64
+import grp
 import ipaddress
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
 import threading
+import time
 from collections.abc import Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate, make_msgid
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
+import dkim
+import dns.exception
+import dns.message
+import dns.query
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from gateway.config import Config
+from gateway.config import Config, DNSConfig
 from gateway.dns import DNSTempError, IPAddress, NXDomain
 from gateway.smtp.server import Gateway
 from gateway.smtp.tls import make_self_signed, server_context
@@ -357,3 +372,227 @@ class GatewayThread:
         self._stopped = True
         self._lt.run(self.gateway.stop())
         self._lt.close()
+
+
+# --- DKIM keys made at test time -----------------------------------------------------
+
+@dataclass(frozen=True)
+class DkimKey:
+    """A DKIM signing key made at test time, with its public DNS record.
+
+    ``sign(message)`` returns the message with a DKIM-Signature prepended (dkimpy,
+    relaxed/relaxed); ``name`` and ``record`` are the TXT record to publish.
+    """
+
+    domain: str
+    selector: str
+    algorithm: Literal["rsa-sha256", "ed25519-sha256"]
+    private: bytes  # PEM (RSA) or base64 seed (ed25519), as dkimpy takes them
+    record: str
+
+    @classmethod
+    def generate(cls, domain: str, selector: str = "sel", *,
+                 algorithm: Literal["rsa-sha256", "ed25519-sha256"] = "rsa-sha256",
+                 bits: int = 2048) -> DkimKey:
+        if algorithm == "rsa-sha256":
+            key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+            private = key.private_bytes(serialization.Encoding.PEM,
+                                        serialization.PrivateFormat.TraditionalOpenSSL,
+                                        serialization.NoEncryption())
+            public = key.public_key().public_bytes(
+                serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+            record = f"v=DKIM1; k=rsa; p={base64.b64encode(public).decode()}"
+        else:
+            ed = ed25519.Ed25519PrivateKey.generate()
+            seed = ed.private_bytes(serialization.Encoding.Raw,
+                                    serialization.PrivateFormat.Raw,
+                                    serialization.NoEncryption())
+            raw_public = ed.public_key().public_bytes(serialization.Encoding.Raw,
+                                                      serialization.PublicFormat.Raw)
+            private = base64.b64encode(seed)
+            record = f"v=DKIM1; k=ed25519; p={base64.b64encode(raw_public).decode()}"
+        return cls(domain, selector, algorithm, private, record)
+
+    @property
+    def name(self) -> str:
+        return f"{self.selector}._domainkey.{self.domain}"
+
+    def sign(self, message: bytes, *, domain: str | None = None,
+             include_headers: Sequence[str] | None = None, length: bool = False) -> bytes:
+        signature: bytes = dkim.sign(
+            message, self.selector.encode(), (domain or self.domain).encode(), self.private,
+            canonicalize=(b"relaxed", b"relaxed"), signature_algorithm=self.algorithm.encode(),
+            include_headers=[h.encode() for h in include_headers] if include_headers
+            else [b"from", b"to", b"subject", b"date", b"message-id"], length=length)
+        return signature + message
+
+
+# --- a real DNS server ---------------------------------------------------------------
+
+DnsRecord = tuple[str, str | Sequence[str] | tuple[int, str]]
+"""``("TXT", "v=spf1 -all")`` (split into 255-octet strings as needed),
+``("TXT", ["part one", "part two"])`` (one record of several strings), ``("A",
+"192.0.2.1")``, ``("AAAA", "2001:db8::1")``, ``("MX", (10, "mx.example.com"))``,
+``("PTR", "host.example.com")`` (at the reverse name, e.g. ``1.2.0.192.in-addr.arpa``)
+or ``("CNAME", "other.example.com")``."""
+
+
+def _quote_txt(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _txt_strings(value: str | Sequence[str]) -> list[str]:
+    if isinstance(value, str):
+        data = value.encode("utf-8")
+        # character-strings are at most 255 octets; split on a UTF-8 character boundary
+        out: list[str] = []
+        start = 0
+        while start < len(data) or not out:
+            end = min(start + 255, len(data))
+            while end < len(data) and end > start and (data[end] & 0xC0) == 0x80:
+                end -= 1
+            out.append(data[start:end].decode("utf-8"))
+            start = end
+        return out
+    return list(value)
+
+
+class Dnsmasq:
+    """dnsmasq serving exactly the given records on a free loopback port (UDP and TCP).
+
+    No upstream, no /etc/hosts, no system config file: a name not given is NXDOMAIN
+    (``local=/#/``); a name given without records of the asked type is "no data".
+    ``start()`` waits until it answers; ``stop()`` kills it (queries then time out:
+    the way to test DNS failures with a real resolver). A context manager.
+    ``Dnsmasq.program()`` is None where dnsmasq is not installed: skip then.
+    """
+
+    def __init__(self, records: Mapping[str, Iterable[DnsRecord]], *,
+                 workdir: Path | None = None) -> None:
+        self.records = {name.rstrip("."): list(recs) for name, recs in records.items()}
+        self._own_dir = workdir is None
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="vigie-dnsmasq-"))
+        self.port = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def program() -> str | None:
+        """Path of the dnsmasq binary (also looked for in /usr/sbin), or None."""
+        found = shutil.which("dnsmasq")
+        if found:
+            return found
+        return "/usr/sbin/dnsmasq" if os.access("/usr/sbin/dnsmasq", os.X_OK) else None
+
+    def dns_config(self, timeout: float = 2.0) -> DNSConfig:
+        """A ``[dns]`` section pointing at this server."""
+        return DNSConfig(nameservers=["127.0.0.1"], port=self.port, timeout=timeout)
+
+    def _config(self) -> str:
+        lines = [
+            f"port={self.port}", "listen-address=127.0.0.1", "bind-interfaces",
+            "no-resolv", "no-hosts", "no-poll", "pid-file=", "local=/#/",
+            "no-negcache", f"log-facility={self.workdir / 'dnsmasq.log'}",
+            # stay the user we are (as root, dnsmasq would switch to "nobody")
+            f"user={pwd.getpwuid(os.getuid()).pw_name}",
+            f"group={grp.getgrgid(os.getgid()).gr_name}",
+        ]
+        for name, records in self.records.items():
+            for rtype, value in records:
+                kind = rtype.upper()
+                if kind == "TXT":
+                    assert not isinstance(value, tuple) or all(
+                        isinstance(v, str) for v in value)
+                    strings = _txt_strings(value)  # type: ignore[arg-type]
+                    lines.append(f"txt-record={name}," + ",".join(map(_quote_txt, strings)))
+                elif kind in ("A", "AAAA"):
+                    assert isinstance(value, str)
+                    lines.append(f"host-record={name},{ipaddress.ip_address(value)}")
+                elif kind == "MX":
+                    assert isinstance(value, tuple)
+                    lines.append(f"mx-host={name},{value[1]},{int(value[0])}")
+                elif kind == "PTR":
+                    lines.append(f"ptr-record={name},{value}")
+                elif kind == "CNAME":
+                    lines.append(f"cname={name},{value}")
+                else:
+                    raise ValueError(f"record type {rtype!r} not supported by Dnsmasq")
+        return "\n".join(lines) + "\n"
+
+    @staticmethod
+    def _free_port() -> int:
+        """A port free on 127.0.0.1 for both UDP and TCP (at the time of asking)."""
+        for _ in range(20):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                udp.bind(("127.0.0.1", 0))
+                port = int(udp.getsockname()[1])
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                    try:
+                        tcp.bind(("127.0.0.1", port))
+                    except OSError:
+                        continue
+                    return port
+        raise RuntimeError("no free loopback port for dnsmasq")
+
+    def _answers(self) -> bool:
+        query = dns.message.make_query("vigie-probe.invalid.", "TXT")
+        try:
+            dns.query.udp(query, "127.0.0.1", port=self.port, timeout=0.2)
+        except (dns.exception.DNSException, OSError):
+            return False
+        return True
+
+    def start(self, timeout: float = 10.0) -> Dnsmasq:
+        program = self.program()
+        if program is None:
+            raise RuntimeError("dnsmasq is not installed (apt-get install dnsmasq-base)")
+        for _attempt in range(3):
+            self.port = self._free_port()
+            conf = self.workdir / "dnsmasq.conf"
+            conf.write_text(self._config(), encoding="utf-8")
+            self._proc = subprocess.Popen(  # noqa: S603 - our own argv, no shell
+                [program, "--keep-in-foreground", f"--conf-file={conf}"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self._proc.poll() is not None:
+                    break  # exited: a bad config, or the port was taken meanwhile
+                if self._answers():
+                    return self
+                time.sleep(0.05)
+            error = self._reap()
+            if "Address already in use" not in error:
+                raise RuntimeError(f"dnsmasq did not start: {error.strip()[:500]}")
+        raise RuntimeError("dnsmasq could not bind a free port")
+
+    def _reap(self) -> str:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return ""
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        assert proc.stderr is not None
+        error = proc.stderr.read().decode("utf-8", "replace")
+        proc.stderr.close()
+        return error
+
+    def stop(self) -> None:
+        """Kill dnsmasq (the port then answers nothing); may be called twice."""
+        self._reap()
+
+    def close(self) -> None:
+        """Stop, and remove the working folder when it was made here."""
+        self.stop()
+        if self._own_dir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> Dnsmasq:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
