@@ -157,10 +157,10 @@ def _entity(raw: bytes, start: int, end: int, *, top: bool = False) -> _Entity:
 def _targets(raw: bytes, entity: _Entity) -> Iterator[_Entity]:
     """The entities that receive the banner, in document order."""
     ctype = entity.content_type
+    if ctype in SIGNED_TYPES:  # S/MIME opaque messages come as an "attachment"
+        raise _Signed(f"{ctype} body is not modified")
     if entity.is_attachment:
         return
-    if ctype in SIGNED_TYPES:
-        raise _Signed(f"{ctype} body is not modified")
     if ctype in _TEXT_TYPES:
         yield entity
         return
@@ -247,7 +247,9 @@ def _edit(raw: bytes, entity: _Entity, text: str, html_block: str) -> bytes:
         raise _Malformed("unknown charset") from None
     body = _decode(raw[entity.body_start:entity.end], cte)
     if entity.content_type == "text/html":
-        body, new_charset = _with_html_banner(body, charset, html_block)
+        block = "\n".join(html_block.splitlines()) + ("\n" if html_block.endswith("\n") else "")
+        block = block.replace("\n", eol.decode("ascii"))
+        body, new_charset = _with_html_banner(body, charset, block)
     else:
         body, new_charset = _with_text_banner(body, charset, text, eol)
     if new_charset != charset:
