@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from email.message import Message as RawHeaders
 from email.parser import BytesHeaderParser
 from email.policy import compat32
+from email.utils import collapse_rfc2231_value
 
 MAX_LINE = 998  # RFC 5322 2.1.1, CRLF excluded
 QP_LINE = 76  # RFC 2045 6.7 and 6.8
@@ -49,6 +50,7 @@ BANNER_STYLE = ("border:2px solid #b45309;background:#fff7e6;color:#1f2937;"
 
 class BannerStatus(enum.StrEnum):
     ADDED = "added"
+    PRESENT = "present"  # every main body already starts with this banner: unchanged
     SIGNED = "signed"  # signed or encrypted body: not modified
     NO_TEXT = "no-text"  # nothing that is a main text or HTML body
     MALFORMED = "malformed"  # could not be edited safely: bytes unchanged
@@ -77,6 +79,10 @@ class _Malformed(Exception):
 
 
 class _Signed(Exception):
+    pass
+
+
+class _Present(Exception):
     pass
 
 
@@ -112,14 +118,21 @@ def add_banner(raw: bytes, text: str, html: str | None = None) -> BannerResult:
         if not targets:
             return BannerResult(raw, BannerStatus.NO_TEXT,
                                 problem="no main text or HTML body")
-        edits = [(e.start, e.end, _edit(raw, e, text, html_block)) for e in targets]
+        edits = []
+        for entity in targets:
+            try:
+                edits.append((entity.start, entity.end, _edit(raw, entity, text, html_block)))
+            except _Present:
+                continue
     except _Signed as exc:
         return BannerResult(raw, BannerStatus.SIGNED, problem=str(exc))
     except _Malformed as exc:
         return BannerResult(raw, BannerStatus.MALFORMED, problem=str(exc))
-    except (LookupError, ValueError, UnicodeError) as exc:  # stdlib parsing corner cases
+    except Exception as exc:  # never lose the mail over a corner case of the stdlib parser
         return BannerResult(raw, BannerStatus.MALFORMED,
                             problem=f"unexpected {type(exc).__name__}")
+    if not edits:
+        return BannerResult(raw, BannerStatus.PRESENT, problem="banner already there")
     out = raw
     for start, end, replacement in sorted(edits, reverse=True):
         out = out[:start] + replacement + out[end:]
@@ -185,17 +198,23 @@ def _targets(raw: bytes, entity: _Entity) -> Iterator[_Entity]:
 
 
 def _related_root(entity: _Entity, children: list[_Entity]) -> _Entity:
-    start = entity.headers.get_param("start")
-    if isinstance(start, str) and start:
+    """The root of a multipart/related: the part named by ``start``, else the first."""
+    param = entity.headers.get_param("start")
+    start = _content_id(collapse_rfc2231_value(param)) if param else ""
+    if start:
         for child in children:
-            if (child.headers.get("content-id") or "").strip() == start.strip():
+            if _content_id(child.headers.get("content-id") or "") == start:
                 return child
     return children[0]
 
 
+def _content_id(value: str) -> str:
+    return value.strip().strip("<>").strip()
+
+
 def _children(raw: bytes, entity: _Entity) -> list[_Entity]:
-    boundary = entity.headers.get_param("boundary")
-    if not isinstance(boundary, str) or not boundary:
+    boundary = entity.headers.get_boundary()
+    if not boundary:
         raise _Malformed("multipart without a boundary")
     try:
         delimiter = b"--" + boundary.encode("ascii")
@@ -309,10 +328,14 @@ def _with_text_banner(body: bytes, charset: str, text: str, eol: bytes
     banner = "\n".join(lines)
     if _ascii_compatible(charset) and _encodable(banner, charset):
         block = eol.join(line.encode(charset) for line in lines) + eol + eol
+        if body.startswith(block):
+            raise _Present
         return block + body, charset
     # decode the whole body: a charset that cannot hold the banner switches to UTF-8
     decoded = _decode_text(body, charset)
     nl = eol.decode("ascii")
+    if decoded.startswith(nl.join(lines) + nl + nl):
+        raise _Present
     new = nl.join(lines) + nl + nl + decoded
     target = charset if _encodable(banner, charset) else "utf-8"
     return new.encode(target), target
@@ -336,8 +359,12 @@ def _with_html_banner(body: bytes, charset: str, block: str) -> tuple[bytes, str
         # characters the part's charset lacks become character references: the
         # charset (and any <meta charset> inside the HTML) stays right
         insert = block.encode(charset, "xmlcharrefreplace")
+        if insert in body:
+            raise _Present
         return _insert_html(body, insert), charset
     decoded = _decode_text(body, charset)
+    if block in decoded:
+        raise _Present
     edited = _insert_html(decoded.encode("utf-8"), block.encode("utf-8")).decode("utf-8")
     return edited.encode(charset, "xmlcharrefreplace"), charset
 

@@ -748,6 +748,30 @@ def test_malformed_input_comes_back_unchanged(name: str, raw: bytes) -> None:
     assert b"hi" not in result.problem.encode()  # the reason never quotes the content
 
 
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_a_second_call_changes_nothing(case: Case) -> None:
+    once = add_banner(case.raw, BANNER).raw
+    again = add_banner(once, BANNER)
+    assert again.status is BannerStatus.PRESENT
+    assert again.raw is once
+
+
+def test_rfc2231_boundary_and_related_start() -> None:
+    raw = crlf(
+        "From: a@b.example\nMIME-Version: 1.0\n"
+        "Content-Type: multipart/related; boundary*=us-ascii''rel%2Dbound;\n"
+        ' start="<root@x>"\n\n'
+        "--rel-bound\nContent-Type: image/png\nContent-ID: <img@x>\n"
+        "Content-Transfer-Encoding: base64\n\n" + b64(PNG, "\n")
+        + "--rel-bound\nContent-Type: text/html; charset=utf-8\nContent-ID: <root@x>\n\n"
+        "<html><body><img src='cid:img@x'></body></html>\n--rel-bound--\n")
+    result = add_banner(raw, BANNER)
+    assert result.added and result.parts == 1
+    html = shallow_leaves(parse(result.raw))[1]
+    assert content(html).startswith("<html><body>" + banner_html(BANNER))
+    check_only_banner_parts_changed(raw, result.raw, 1)
+
+
 def test_nothing_to_mark() -> None:
     only_attachment = crlf(HEAD + 'MIME-Version: 1.0\nContent-Type: multipart/mixed; '
                            'boundary="x"\n\n--x\n' + PDF_PART + "--x--\n")
