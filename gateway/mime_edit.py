@@ -203,7 +203,7 @@ def _related_root(entity: _Entity, children: list[_Entity]) -> _Entity:
     start = _content_id(collapse_rfc2231_value(param)) if param else ""
     if start:
         for child in children:
-            if _content_id(child.headers.get("content-id") or "") == start:
+            if _content_id(str(child.headers.get("content-id") or "")) == start:
                 return child
     return children[0]
 
@@ -252,7 +252,7 @@ def _edit(raw: bytes, entity: _Entity, text: str, html_block: str) -> bytes:
     header = entity.header
     eol = b"\r\n" if (header or raw[entity.start:entity.body_start]).endswith(b"\r\n") \
         else b"\n"
-    cte = (entity.headers.get("content-transfer-encoding") or "7bit").strip().lower()
+    cte = str(entity.headers.get("content-transfer-encoding") or "7bit").strip().lower()
     if cte not in _KNOWN_CTE:
         raise _Malformed("unknown Content-Transfer-Encoding")
     charset = entity.headers.get_content_charset("us-ascii") or "us-ascii"

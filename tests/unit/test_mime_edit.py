@@ -884,3 +884,31 @@ def test_generated_trees(tree: EmailMessage, lf: bool) -> None:
     assert bannered == result.parts >= 1
     check_only_banner_parts_changed(raw, result.raw, result.parts)
     check_lines(result.raw)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_damaged_messages_never_raise(data: st.DataObject) -> None:
+    """Bytes flipped, cut or inserted anywhere: a result always comes back, and the
+    bytes are either unchanged or a message that still parses."""
+    raw = bytearray(data.draw(st.sampled_from([c.raw for c in CASES])))
+    for _ in range(data.draw(st.integers(1, 6))):
+        pos = data.draw(st.integers(0, len(raw) - 1))
+        action = data.draw(st.sampled_from(["flip", "cut", "insert"]))
+        if action == "flip":
+            raw[pos] = data.draw(st.integers(0, 255))
+        elif action == "cut":
+            del raw[pos:pos + data.draw(st.integers(1, 200))]
+        else:
+            raw[pos:pos] = data.draw(st.sampled_from(
+                [b"\r\n", b"\r\n\r\n", b"--", b"=", b"=\r\n", b"<body>", b"\xff\xfe", b";"]))
+        if not raw:
+            raw = bytearray(b"x")
+    damaged = bytes(raw)
+    result = add_banner(damaged, BANNER)
+    if result.added:
+        parse(result.raw)
+        assert result.parts >= 1
+    else:
+        assert result.raw is damaged
+        assert result.problem
