@@ -13,6 +13,7 @@ own. ``Directory`` answers the inbound check's look-ups (``DirectoryLookup``).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import datetime
@@ -24,6 +25,7 @@ import os
 import quopri
 import re
 import sqlite3
+import sys
 import threading
 import time
 import zipfile
@@ -959,3 +961,97 @@ class Directory:
             item["skipped"] = json.loads(item["skipped"])
         return {"entries": entries, "domains": domains, "professions": professions,
                 "imports": imports}
+
+
+# --- the `vigie directory` commands ---------------------------------------------------
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+             common: argparse.ArgumentParser) -> None:
+    """Add ``vigie directory import|stats|lookup`` to the main parser."""
+    d = sub.add_parser("directory", parents=[common],
+                       help="annuaire des confrères / directory of confrères")
+    dsub = d.add_subparsers(dest="directory_cmd", required=True)
+    di = dsub.add_parser("import", parents=[common], help=(
+        "importer des contacts (CSV, vCard) ou l'extraction MSSanté (.txt, .csv, .zip) / "
+        "import contacts or the MSSanté extraction"))
+    di.add_argument("file")
+    di.add_argument("--source", choices=SOURCES, help=(
+        "contacts du cabinet ou annuaire ANS (deviné d'après le fichier sinon) / "
+        "practice contacts or ANS directory (guessed from the file otherwise)"))
+    dsub.add_parser("stats", parents=[common], help="contenu de l'annuaire / what it holds")
+    dl = dsub.add_parser("lookup", parents=[common],
+                         help="chercher un nom, une adresse ou un domaine / look up a name, "
+                              "an address or a domain")
+    dl.add_argument("text", metavar="NAME-OR-ADDRESS")
+    d.set_defaults(func=cmd_directory)
+
+
+def _print_report(report: ImportReport) -> None:
+    label_fr = {"contacts": "contacts du cabinet", "ans": "annuaire MSSanté (ANS)"}
+    print(f"Import terminé : {label_fr[report.source]} depuis {report.file}")
+    print(f"  codage / encoding : {report.encoding}")
+    print(f"  lignes lues / rows read : {report.rows_read}")
+    print(f"  entrées gardées / entries kept : {report.kept}")
+    for reason, count in sorted(report.skipped.items()):
+        lines = report.skipped_lines.get(reason, [])
+        where = f" (lignes / lines {', '.join(map(str, lines))}…)" if lines else ""
+        print(f"  ignorées / skipped : {count} — {SKIP_FR[reason]} / {SKIP_EN[reason]}{where}")
+    print(f"  durée / time : {report.seconds:.1f} s")
+    print(f"  total de l'annuaire / directory total : {report.total_entries} entrées / entries")
+    print(f"Import done: {report.source} from {report.file}")
+
+
+def _print_entry(entry: DirectoryEntry) -> None:
+    profession = f" — {entry.profession_label}" if entry.profession_label else ""
+    kind = f" [{entry.kind}]" if entry.kind else ""
+    print(f"  {entry.display_name or '(sans nom / no name)'} <{entry.address}>{profession}"
+          f"{kind} ({entry.source})")
+
+
+def cmd_directory(args: argparse.Namespace) -> int:
+    from gateway.config import load
+
+    cfg = load(args.config)
+    path = default_path(cfg)
+    if args.directory_cmd == "import":
+        try:
+            report = import_file(path, Path(args.file).expanduser(), args.source)
+        except DirectoryImportError as exc:
+            print(f"vigie: {exc}\nl'annuaire n'a pas été modifié / the directory was not "
+                  "changed", file=sys.stderr)
+            return 2
+        _print_report(report)
+        return 0
+    from gateway.policy import rules_dir
+
+    directory = Directory(path, load_skeleton(rules_dir(cfg)))
+    try:
+        if args.directory_cmd == "stats":
+            stats = directory.stats()
+            if not stats["entries"]:
+                print(f"annuaire vide / empty directory ({path}) : « vigie directory import "
+                      "FICHIER »")
+                return 0
+            print(f"Annuaire / directory : {path}")
+            for source, count in sorted(stats["entries"].items()):
+                print(f"  {source} : {count} entrées / entries")
+            print(f"  domaines distincts / distinct domains : {stats['domains']}")
+            if stats["professions"]:
+                print("  professions (ANS) :")
+                for code, label, count in stats["professions"]:
+                    print(f"    {code or '-'} {label or '(sans profession / none)'} : {count}")
+            for item in stats["imports"]:
+                print(f"  dernier import / last import {item['source']} : {item['imported_at']}"
+                      f", {item['file']}, {item['kept']} gardées / kept, "
+                      f"{item['seconds']:.1f} s")
+            return 0
+        entries = directory.search(args.text)
+        if not entries:
+            print(f"aucune entrée pour « {args.text} » / no entry for '{args.text}'")
+            return 1
+        print(f"{len(entries)} entrée(s) / entries :")
+        for entry in entries:
+            _print_entry(entry)
+        return 0
+    finally:
+        directory.close()

@@ -10,6 +10,7 @@ is a parameter. Findings carry a plain-French reason and a strength in
 
 from __future__ import annotations
 
+import contextlib
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -133,10 +134,8 @@ def unicode_domain(domain: str) -> str:
     labels = []
     for label in domain.strip().strip(".").lower().split("."):
         if label.startswith("xn--"):
-            try:
+            with contextlib.suppress(UnicodeError):
                 label = label.encode("ascii").decode("idna")
-            except UnicodeError:
-                pass
         labels.append(label)
     return ".".join(labels)
 
