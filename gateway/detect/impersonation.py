@@ -388,6 +388,19 @@ def _describe(entries: Sequence[DirectoryEntry]) -> tuple[str, str]:
     return "dans l'annuaire MSSanté", "in the MSSanté directory"
 
 
+def _by_name(directory: DirectoryLookup, display: str) -> list[DirectoryEntry]:
+    """Entries for a display name of two words or more, also without the words that
+    claim a profession («Kiné Sophie Martin» is Sophie Martin)."""
+    if len(name_key(display).split()) >= 2:
+        entries = list(directory.by_name(display))
+        if entries:
+            return entries
+    bare = " ".join(w for w in name_words(display) if w not in CLAIMS)
+    if len(name_key(bare).split()) >= 2 and bare != " ".join(name_words(display)):
+        return list(directory.by_name(bare))
+    return []
+
+
 def assess_sender(
     from_header: str, reply_to: str | None, directory: DirectoryLookup,
     vouched: bool | None, webmail: frozenset[str],
@@ -437,8 +450,7 @@ def assess_sender(
 
     # 2. A known confrère's name on an address that is not one of theirs.
     if display and not known:
-        key = name_key(display)
-        entries = list(directory.by_name(display)) if len(key.split()) >= 2 else []
+        entries = _by_name(directory, display)
         addresses = {e.address for e in entries}
         same_place = any(e.domain == domain for e in entries)
         if entries and address not in addresses and not same_place and not (
