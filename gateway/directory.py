@@ -273,7 +273,7 @@ class _Lines:
         self.utf16 = False
 
     def __iter__(self) -> Iterator[str]:
-        head = self.stream.read(4)
+        head = self.stream.read(4096)
         if head.startswith((b"\xff\xfe", b"\xfe\xff")):
             self.utf16 = True
             text = io.TextIOWrapper(io.BufferedReader(_Prefixed(head, self.stream)),
@@ -285,13 +285,12 @@ class _Lines:
             return
         if head.startswith(b"\xef\xbb\xbf"):
             head = head[3:]
-        first = True
+        controls = sum(1 for b in head if b < 32 and b not in (9, 10, 12, 13))
+        if b"\x00" in head or controls > len(head) // 20:
+            self.number = 1
+            raise UnicodeError("a binary file")
         for raw in _Prefixed(head, self.stream):
             self.number += 1
-            if first:
-                first = False
-                if b"\x00" in raw:
-                    raise UnicodeError("NUL byte in the first line")
             try:
                 line = raw.decode("utf-8")
                 if not raw.isascii():
