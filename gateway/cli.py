@@ -322,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     # Sub-commands of other modules: each registers its own parsers.
     # --- directory (issue 4) ---
+    from gateway import directory
+
+    directory.register(sub, common)
 
     # --- scan, usb (issue 5) ---
 

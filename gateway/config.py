@@ -233,12 +233,30 @@ def _validate_inbound(cfg: Config, fail: Fail) -> None:
 
 @dataclass
 class DirectoryConfig:
-    # fields: issue 4 (confrères directory)
-    pass
+    # The directory of confrères (SQLite) filled by `vigie directory import`;
+    # empty = <data_dir>/directory.sqlite3.
+    file: str = ""
+    # Domains whose look-alikes are reported besides mssante.fr, the contacts'
+    # domains and [inbound] domains (e.g. a partner hospital's own domain).
+    protected_domains: list[str] = field(default_factory=list)
 
 
 def _validate_directory(cfg: Config, fail: Fail) -> None:
-    pass
+    if cfg.directory.file:
+        path = Path(cfg.directory.file).expanduser()
+        if path.exists() and not path.is_file():
+            fail("directory", "file", f"{path} existe et n'est pas un fichier",
+                 f"{path} exists and is not a file")
+    for domain in cfg.directory.protected_domains:
+        try:
+            ascii_form = domain.strip().lower().encode("idna").decode("ascii")
+        except UnicodeError:
+            ascii_form = ""
+        if not re.fullmatch(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}",
+                            ascii_form):
+            fail("directory", "protected_domains",
+                 f"{domain!r} n'est pas un nom de domaine (attendu : [\"chu-exemple.fr\"])",
+                 f"{domain!r} is not a domain name (expected: [\"chu-exemple.fr\"])")
 
 
 # --- issue 5: attachment and USB scanning ------------------------------------

@@ -34,6 +34,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from gateway.config import Config, DNSConfig
+from gateway.detect.impersonation import (
+    DirectoryEntry,
+    LookalikeIndex,
+    Skeleton,
+    in_domains,
+    name_key,
+)
 from gateway.dns import DNSTempError, IPAddress, NXDomain
 from gateway.smtp.server import Gateway
 from gateway.smtp.tls import make_self_signed, server_context
@@ -596,3 +603,34 @@ class Dnsmasq:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class MemoryDirectory:
+    """An in-memory ``gateway.detect.impersonation.DirectoryLookup`` for unit tests.
+
+    ``MemoryDirectory([DirectoryEntry(...), ...], skeleton)``; the protected domains
+    of the look-alike index are mssante.fr plus the entries' non-webmail domains, as
+    ``gateway.directory.Directory`` builds them.
+    """
+
+    def __init__(self, entries: Iterable[DirectoryEntry], skeleton: Skeleton, *,
+                 webmail: frozenset[str] = frozenset(), protected: Iterable[str] = ()) -> None:
+        self.entries = list(entries)
+        self.webmail = webmail
+        self.index = LookalikeIndex.build(
+            ["mssante.fr", *protected,
+             *(e.domain for e in self.entries if not in_domains(e.domain, webmail))],
+            skeleton)
+
+    def by_address(self, address: str) -> list[DirectoryEntry]:
+        return [e for e in self.entries if e.address == address.strip().lower()]
+
+    def by_name(self, display_name: str) -> list[DirectoryEntry]:
+        key = name_key(display_name)
+        return [e for e in self.entries if key and e.name_key == key]
+
+    def is_directory_domain(self, domain: str) -> bool:
+        return in_domains(domain.lower(), frozenset(e.domain for e in self.entries))
+
+    def lookalikes(self) -> LookalikeIndex:
+        return self.index
