@@ -9,18 +9,22 @@ from collections.abc import Sequence
 
 from gateway.checks import default_checks
 from gateway.config import Config
+from gateway.dns import Resolver
+from gateway.mime_edit import add_banner
 from gateway.model import Direction, Message, prefix_subject, prepend_header, remove_from_subject
 from gateway.pipeline import Check, Pipeline
 from gateway.policy import Decision, Policy
+from gateway.verdict import Finding
 
 
 class Engine:
     def __init__(self, cfg: Config, *, checks: Sequence[Check] | None = None,
-                 policy: Policy | None = None) -> None:
+                 policy: Policy | None = None, resolver: Resolver | None = None) -> None:
         self.cfg = cfg
         self.policy = policy if policy is not None else Policy.load(cfg)
-        self.pipeline = Pipeline(checks if checks is not None else default_checks(cfg),
-                                 timeout=cfg.limits.check_timeout)
+        self.pipeline = Pipeline(
+            checks if checks is not None else default_checks(cfg, resolver=resolver),
+            timeout=cfg.limits.check_timeout)
 
     async def screen(self, message: Message) -> Decision:
         findings = await self.pipeline.run(message)
@@ -36,12 +40,26 @@ class Engine:
                        if f.extra.get("strip_subject_marker")}:
             out = remove_from_subject(out, marker, str(message.parsed.get("subject", "")))
         if decision.action == "tag":
-            out = prefix_subject(out, self.policy.tag_subject_prefix)
             if message.envelope.direction is Direction.OUTBOUND:
+                out = prefix_subject(out, self.policy.tag_subject_prefix)
                 # the recipient outside must not learn what was found (health data)
                 value = "tag"
             else:
+                # the practitioner reads why, in French, at the top of the mail itself
+                out = prefix_subject(out, self.cfg.inbound.tag_subject_prefix)
+                out = add_banner(out, warning_text(self.policy.explaining(decision))).raw
                 symbols = ", ".join(decision.symbols) or "none"
                 value = f"tag; score={decision.score:g}; symbols={symbols}"
             out = prepend_header(out, self.policy.tag_header, value)
         return out
+
+
+def warning_text(findings: Sequence[Finding]) -> str:
+    """The short French warning put at the top of a suspicious inbound mail."""
+    reasons = list(dict.fromkeys(r.fr for f in findings for r in f.reasons))
+    lines = ["⚠ Avertissement de vigie : ce message est peut-être une usurpation."]
+    lines += [f"– {reason[:1].upper()}{reason[1:]}." if not reason.endswith(".")
+              else f"– {reason[:1].upper()}{reason[1:]}" for reason in reasons[:5]]
+    lines.append("Avant de répondre, d'ouvrir une pièce jointe ou de cliquer sur un lien, "
+                 "vérifiez auprès de l'expéditeur par un autre moyen (son numéro habituel).")
+    return "\n".join(lines)

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from gateway.model import Message
+from gateway.model import Direction, Message
 from gateway.verdict import Finding, Outcome, Reason
 
 log = logging.getLogger("vigie.pipeline")
@@ -26,15 +26,24 @@ class Check(Protocol):
     async def run(self, message: Message) -> list[Finding]: ...
 
 
+def directions_of(check: Check) -> frozenset[Direction]:
+    """The directions a check looks at: its ``directions`` attribute, or both."""
+    found = getattr(check, "directions", None)
+    return frozenset(found) if found is not None else frozenset(Direction)
+
+
 class Pipeline:
     def __init__(self, checks: Sequence[Check], *, timeout: float = 20.0) -> None:
         self.checks = list(checks)
         self.timeout = timeout
+        self.by_direction = {d: [c for c in self.checks if d in directions_of(c)]
+                             for d in Direction}
 
     async def run(self, message: Message) -> list[Finding]:
-        if len(self.checks) == 1:  # no task to schedule (the hygiene-only pipeline)
-            return await self._run_one(self.checks[0], message)
-        results = await asyncio.gather(*(self._run_one(c, message) for c in self.checks))
+        checks = self.by_direction[message.envelope.direction]
+        if len(checks) == 1:  # no task to schedule (the hygiene-only pipeline)
+            return await self._run_one(checks[0], message)
+        results = await asyncio.gather(*(self._run_one(c, message) for c in checks))
         return [f for group in results for f in group]
 
     async def _run_one(self, check: Check, message: Message) -> list[Finding]:

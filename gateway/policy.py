@@ -236,6 +236,10 @@ class Policy:
         decision.reply = self.reply_for(decision, queue_id)
         return decision
 
+    def explaining(self, decision: Decision) -> list[Finding]:
+        """The findings that explain the decision's action (for a reply or a banner)."""
+        return self._explaining(decision, decision.action)
+
     def _explaining(self, decision: Decision, action: str) -> list[Finding]:
         """The findings that explain ``action``: those forcing it, the details (no score,
         no action) that their checks reported beside them, and, when the score decided,

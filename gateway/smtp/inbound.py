@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from gateway.checks.sender_auth import authserv_id
 from gateway.config import Config, parse_listen
+from gateway.detect.authres import remove_ours
 from gateway.engine import Engine
 from gateway.model import Direction, Message, prepend_header
 from gateway.model import Envelope as MsgEnvelope
@@ -112,7 +114,8 @@ class InboundHandler(SubmissionHandler):
         ip, helo = self.client(session), session.host_name
         hops = 0
         if is_trusted(ip, self.trusted):
-            ip, helo, hops = self.origin(raw, ip)
+            ip, helo, hops = self.origin(raw, ip, helo)
+            hops = max(hops, 1)  # handed over by a trusted relay
         return MsgEnvelope(
             mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos),
             direction=Direction.INBOUND, mail_options=list(envelope.mail_options),
@@ -120,22 +123,23 @@ class InboundHandler(SubmissionHandler):
             relay_hops=hops,
         )
 
-    def origin(self, raw: bytes, ip: str | None) -> tuple[str | None, str | None, int]:
+    def origin(self, raw: bytes, ip: str | None, helo: str | None
+               ) -> tuple[str | None, str | None, int]:
         """Behind trusted relays: who handed the message to the first untrusted hop,
         from the Received lines the trusted relays added. (None, None) when a trusted
         relay's line cannot be read: SPF is then not evaluated, never passed."""
-        from gateway.detect.received import origin_from_received
+        from gateway.detect.received import Origin, origin_from_received
 
-        found = origin_from_received(received_fields(raw), ip or "", self.trusted)
-        if found is None:
-            log.warning("trusted relay %s: its Received line is unreadable; SPF not evaluated",
-                        ip)
-            return None, None, 0
-        return found.ip, found.helo, found.hops
+        found = origin_from_received(received_fields(raw), ip or "", self.trusted, helo)
+        if not isinstance(found, Origin):
+            log.warning("behind trusted relay %s: %s; SPF not evaluated", ip, found.reason)
+            return None, None, found.hops_skipped
+        return found.ip, found.helo, found.hops_skipped
 
     def content(self, message: Message, decision: Decision, tls: tuple[str, str] | None,
                 session: Session) -> bytes:
-        out = self.engine.prepare(message, decision)
+        # an Authentication-Results in our name that came from outside is a forgery
+        out = remove_ours(self.engine.prepare(message, decision), authserv_id(self.cfg))
         results = message.notes.get("authentication_results")
         if isinstance(results, str):
             out = prepend_header(out, "Authentication-Results", results)

@@ -1,0 +1,64 @@
+"""Fake confrères in inbound mail: known names at the wrong address, look-alike domains,
+MSSanté or directory domains that their owners' servers do not vouch for, Reply-To
+elsewhere.
+
+Glue around ``gateway.detect.impersonation.assess_sender``: the directory of confrères
+(``gateway.directory.Directory``, SQLite, read-only), the webmail list, and the
+sender-authentication verdict shared with the ``sender_auth`` check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from gateway.checks.sender_auth import sender_verdict, vouching
+from gateway.config import Config
+from gateway.detect.impersonation import DirectoryLookup, assess_sender
+from gateway.dns import Resolver
+from gateway.model import Direction, Message
+from gateway.verdict import Finding
+
+
+def webmail_domains(cfg: Config) -> frozenset[str]:
+    from gateway.checks.patient_data import _domain_list
+    from gateway.policy import rules_dir
+
+    domains = _domain_list(rules_dir(cfg) / "webmail_domains.txt")
+    if cfg.patient_data.webmail_file:
+        domains += _domain_list(Path(cfg.patient_data.webmail_file).expanduser())
+    return frozenset(d.lower() for d in domains)
+
+
+class ImpersonationCheck:
+    """Is this «confrère» who they claim to be?"""
+
+    name = "impersonation"
+    directions = frozenset({Direction.INBOUND})
+    description = "faux confrères (nom connu, domaine imité, MSSanté non authentifié)"
+
+    def __init__(self, cfg: Config, resolver: Resolver, directory: DirectoryLookup,
+                 webmail: frozenset[str]) -> None:
+        self.cfg = cfg
+        self.resolver = resolver
+        self.directory = directory
+        self.webmail = webmail
+
+    @classmethod
+    def from_config(cls, cfg: Config, resolver: Resolver) -> ImpersonationCheck:
+        from gateway.directory import Directory
+
+        webmail = webmail_domains(cfg)
+        return cls(cfg, resolver, Directory.for_config(cfg, webmail=webmail), webmail)
+
+    async def run(self, message: Message) -> list[Finding]:
+        if message.envelope.direction is not Direction.INBOUND:
+            return []
+        parsed = message.parsed
+        from_header = " ".join(str(v) for v in parsed.get_all("from") or [])
+        reply_to = parsed.get("reply-to")
+        vouched = vouching(await sender_verdict(message, self.cfg, self.resolver)).vouched
+        # the directory look-ups are SQLite queries: off the event loop
+        return await asyncio.to_thread(
+            assess_sender, from_header, str(reply_to) if reply_to is not None else None,
+            self.directory, vouched, self.webmail)
