@@ -133,9 +133,14 @@ def add_banner(raw: bytes, text: str, html: str | None = None) -> BannerResult:
                             problem=f"unexpected {type(exc).__name__}")
     if not edits:
         return BannerResult(raw, BannerStatus.PRESENT, problem="banner already there")
-    out = raw
-    for start, end, replacement in sorted(edits, reverse=True):
-        out = out[:start] + replacement + out[end:]
+    pieces: list[bytes | memoryview] = []
+    done = 0
+    view = memoryview(raw)
+    for start, end, replacement in sorted(edits):
+        pieces += [view[done:start], replacement]
+        done = end
+    pieces.append(view[done:])
+    out = b"".join(pieces)
     return BannerResult(out, BannerStatus.ADDED, parts=len(edits))
 
 
@@ -148,21 +153,25 @@ def banner_html(text: str) -> str:
 # --- walking the tree over the original bytes -------------------------------------------
 
 
+_LEADING_BREAK = re.compile(rb"\r\n|\n")
+_HEADER_END = re.compile(rb"\r\n\r\n|\n\n|\r\n\n|\n\r\n")
+
+
 def _entity(raw: bytes, start: int, end: int, *, top: bool = False) -> _Entity:
-    chunk = raw[start:end]
-    m = re.match(rb"\r\n|\n", chunk)
+    # searched in place (pos/endpos): a 10 MB attachment is never copied
+    m = _LEADING_BREAK.match(raw, start, end)
     if m:  # no header fields at all: the part starts with its blank line
-        header, body_start = b"", start + m.end()
+        header, body_start = b"", m.end()
     else:
-        sep = re.search(rb"\r\n\r\n|\n\n|\r\n\n|\n\r\n", chunk)
+        sep = _HEADER_END.search(raw, start, end)
         if sep is None:
             if top:
                 raise _Malformed("no body (no empty line after the header fields)")
-            header, body_start = chunk, end  # a part with header fields only
+            header, body_start = raw[start:end], end  # a part with header fields only
         else:
-            first_break = 2 if chunk[sep.start():sep.start() + 2] == b"\r\n" else 1
-            header = chunk[:sep.start() + first_break]
-            body_start = start + sep.end()
+            first_break = 2 if raw[sep.start():sep.start() + 2] == b"\r\n" else 1
+            header = raw[start:sep.start() + first_break]
+            body_start = sep.end()
     headers = BytesHeaderParser(policy=compat32).parsebytes(header)
     return _Entity(start, body_start, end, header, headers, top)
 
@@ -220,12 +229,19 @@ def _children(raw: bytes, entity: _Entity) -> list[_Entity]:
         delimiter = b"--" + boundary.encode("ascii")
     except UnicodeEncodeError:
         raise _Malformed("boundary is not ASCII") from None
-    line = re.compile(rb"^" + re.escape(delimiter) + rb"(--)?[ \t]*\r?$", re.MULTILINE)
     marks: list[tuple[int, int, bool]] = []  # (line start, line end, is closing)
-    for m in line.finditer(raw, entity.body_start, entity.end):
-        line_end = m.end() + 1 if raw[m.end():m.end() + 1] == b"\n" else m.end()
-        closing = m.group(1) is not None
-        marks.append((m.start(), min(line_end, entity.end), closing))
+    pos = entity.body_start
+    while (found := raw.find(delimiter, pos, entity.end)) >= 0:
+        pos = found + len(delimiter)
+        if found != entity.body_start and raw[found - 1] != 0x0A:
+            continue  # not at the start of a line
+        newline = raw.find(b"\n", pos, entity.end)
+        line_end = entity.end if newline < 0 else newline + 1
+        rest = raw[pos:line_end].rstrip(b"\r\n")
+        closing = rest.startswith(b"--")
+        if rest[2 if closing else 0:].strip(b" \t"):
+            continue  # "--boundary" followed by more: not a delimiter
+        marks.append((found, line_end, closing))
         if closing:
             break
     if not marks or marks[0][2]:
