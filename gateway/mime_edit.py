@@ -12,7 +12,15 @@ Attachments (``Content-Disposition: attachment`` or a file name) and nested
 message/rfc822 parts are never touched. multipart/signed, multipart/encrypted and
 application/pkcs7-mime bodies are left alone (the signature would break): the caller
 then relies on the subject prefix and its header. Malformed input never raises: the
-bytes come back unchanged with the reason.
+bytes come back unchanged with the reason. A body that already starts with the same
+banner is not given a second one.
+
+Encodings: an edited part keeps its Content-Transfer-Encoding (a 7bit part that now
+holds 8-bit text, or any 7bit/8bit part with a line over 998 bytes, becomes
+quoted-printable). A text/plain part keeps its charset when the charset can hold the
+banner, else it is transcoded to UTF-8 and its charset parameter changed; an HTML part
+always keeps its charset (and any ``<meta charset>`` stays true): characters it lacks
+are written as character references.
 """
 
 from __future__ import annotations
