@@ -40,6 +40,7 @@ from email.utils import collapse_rfc2231_value
 
 MAX_LINE = 998  # RFC 5322 2.1.1, CRLF excluded
 QP_LINE = 76  # RFC 2045 6.7 and 6.8
+MAX_DEPTH = 50  # multipart nesting; deeper is an attack on parsers, not a mail
 SIGNED_TYPES = frozenset({"multipart/signed", "multipart/encrypted",
                           "application/pkcs7-mime", "application/x-pkcs7-mime"})
 _TEXT_TYPES = frozenset({"text/plain", "text/html"})
@@ -184,8 +185,10 @@ def _entity(raw: bytes, start: int, end: int, *, top: bool = False) -> _Entity:
     return _Entity(start, body_start, end, header, headers, top)
 
 
-def _targets(raw: bytes, entity: _Entity) -> Iterator[_Entity]:
+def _targets(raw: bytes, entity: _Entity, depth: int = 0) -> Iterator[_Entity]:
     """The entities that receive the banner, in document order."""
+    if depth > MAX_DEPTH:
+        raise _Malformed(f"multipart nested deeper than {MAX_DEPTH} levels")
     ctype = entity.content_type
     if ctype in SIGNED_TYPES:  # S/MIME opaque messages come as an "attachment"
         raise _Signed(f"{ctype} body is not modified")
@@ -196,13 +199,14 @@ def _targets(raw: bytes, entity: _Entity) -> Iterator[_Entity]:
         return
     if not ctype.startswith("multipart/") or ctype == "multipart/digest":
         return
-    children = _children(raw, entity)
+    # all delimiters are checked first; the parts' header fields are read as needed
+    children = (_entity(raw, start, end) for start, end in _child_spans(raw, entity))
     if ctype == "multipart/alternative":
         for child in children:
-            yield from _targets(raw, child)
+            yield from _targets(raw, child, depth + 1)
         return
     if ctype == "multipart/related":
-        yield from _targets(raw, _related_root(entity, children))
+        yield from _targets(raw, _related_root(entity, list(children)), depth + 1)
         return
     # mixed, and any other multipart: the first body that is shown inline
     for child in children:
@@ -210,7 +214,7 @@ def _targets(raw: bytes, entity: _Entity) -> Iterator[_Entity]:
             continue
         ctype = child.content_type
         if ctype in _TEXT_TYPES or ctype in SIGNED_TYPES or ctype.startswith("multipart/"):
-            yield from _targets(raw, child)
+            yield from _targets(raw, child, depth + 1)
             return
 
 
@@ -229,7 +233,8 @@ def _content_id(value: str) -> str:
     return value.strip().strip("<>").strip()
 
 
-def _children(raw: bytes, entity: _Entity) -> list[_Entity]:
+def _child_spans(raw: bytes, entity: _Entity) -> list[tuple[int, int]]:
+    """(start, end) of each part of a multipart entity, its delimiters all checked."""
     boundary = entity.headers.get_boundary()
     if not boundary:
         raise _Malformed("multipart without a boundary")
@@ -256,7 +261,7 @@ def _children(raw: bytes, entity: _Entity) -> list[_Entity]:
         raise _Malformed("multipart without a part (boundary not found)")
     if not marks[-1][2]:
         raise _Malformed("multipart without its closing boundary")
-    children = []
+    spans = []
     for (_, open_end, _), (next_start, _, _) in itertools.pairwise(marks):
         # the line break before a delimiter belongs to the delimiter (RFC 2046 5.1.1)
         part_end = next_start
@@ -264,8 +269,8 @@ def _children(raw: bytes, entity: _Entity) -> list[_Entity]:
             part_end -= 2
         elif raw[part_end - 1:part_end] == b"\n" and part_end - 1 >= open_end:
             part_end -= 1
-        children.append(_entity(raw, open_end, part_end))
-    return children
+        spans.append((open_end, part_end))
+    return spans
 
 
 # --- editing one part --------------------------------------------------------------------
