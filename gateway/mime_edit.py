@@ -12,7 +12,15 @@ Attachments (``Content-Disposition: attachment`` or a file name) and nested
 message/rfc822 parts are never touched. multipart/signed, multipart/encrypted and
 application/pkcs7-mime bodies are left alone (the signature would break): the caller
 then relies on the subject prefix and its header. Malformed input never raises: the
-bytes come back unchanged with the reason.
+bytes come back unchanged with the reason. A body that already starts with the same
+banner is not given a second one.
+
+Encodings: an edited part keeps its Content-Transfer-Encoding (a 7bit part that now
+holds 8-bit text, or any 7bit/8bit part with a line over 998 bytes, becomes
+quoted-printable). A text/plain part keeps its charset when the charset can hold the
+banner, else it is transcoded to UTF-8 and its charset parameter changed; an HTML part
+always keeps its charset (and any ``<meta charset>`` stays true): characters it lacks
+are written as character references.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from email.utils import collapse_rfc2231_value
 
 MAX_LINE = 998  # RFC 5322 2.1.1, CRLF excluded
 QP_LINE = 76  # RFC 2045 6.7 and 6.8
+MAX_DEPTH = 50  # multipart nesting; deeper is an attack on parsers, not a mail
 SIGNED_TYPES = frozenset({"multipart/signed", "multipart/encrypted",
                           "application/pkcs7-mime", "application/x-pkcs7-mime"})
 _TEXT_TYPES = frozenset({"text/plain", "text/html"})
@@ -133,9 +142,14 @@ def add_banner(raw: bytes, text: str, html: str | None = None) -> BannerResult:
                             problem=f"unexpected {type(exc).__name__}")
     if not edits:
         return BannerResult(raw, BannerStatus.PRESENT, problem="banner already there")
-    out = raw
-    for start, end, replacement in sorted(edits, reverse=True):
-        out = out[:start] + replacement + out[end:]
+    pieces: list[bytes | memoryview] = []
+    done = 0
+    view = memoryview(raw)
+    for start, end, replacement in sorted(edits):
+        pieces += [view[done:start], replacement]
+        done = end
+    pieces.append(view[done:])
+    out = b"".join(pieces)
     return BannerResult(out, BannerStatus.ADDED, parts=len(edits))
 
 
@@ -148,27 +162,33 @@ def banner_html(text: str) -> str:
 # --- walking the tree over the original bytes -------------------------------------------
 
 
+_LEADING_BREAK = re.compile(rb"\r\n|\n")
+_HEADER_END = re.compile(rb"\r\n\r\n|\n\n|\r\n\n|\n\r\n")
+
+
 def _entity(raw: bytes, start: int, end: int, *, top: bool = False) -> _Entity:
-    chunk = raw[start:end]
-    m = re.match(rb"\r\n|\n", chunk)
+    # searched in place (pos/endpos): a 10 MB attachment is never copied
+    m = _LEADING_BREAK.match(raw, start, end)
     if m:  # no header fields at all: the part starts with its blank line
-        header, body_start = b"", start + m.end()
+        header, body_start = b"", m.end()
     else:
-        sep = re.search(rb"\r\n\r\n|\n\n|\r\n\n|\n\r\n", chunk)
+        sep = _HEADER_END.search(raw, start, end)
         if sep is None:
             if top:
                 raise _Malformed("no body (no empty line after the header fields)")
-            header, body_start = chunk, end  # a part with header fields only
+            header, body_start = raw[start:end], end  # a part with header fields only
         else:
-            first_break = 2 if chunk[sep.start():sep.start() + 2] == b"\r\n" else 1
-            header = chunk[:sep.start() + first_break]
-            body_start = start + sep.end()
+            first_break = 2 if raw[sep.start():sep.start() + 2] == b"\r\n" else 1
+            header = raw[start:sep.start() + first_break]
+            body_start = sep.end()
     headers = BytesHeaderParser(policy=compat32).parsebytes(header)
     return _Entity(start, body_start, end, header, headers, top)
 
 
-def _targets(raw: bytes, entity: _Entity) -> Iterator[_Entity]:
+def _targets(raw: bytes, entity: _Entity, depth: int = 0) -> Iterator[_Entity]:
     """The entities that receive the banner, in document order."""
+    if depth > MAX_DEPTH:
+        raise _Malformed(f"multipart nested deeper than {MAX_DEPTH} levels")
     ctype = entity.content_type
     if ctype in SIGNED_TYPES:  # S/MIME opaque messages come as an "attachment"
         raise _Signed(f"{ctype} body is not modified")
@@ -179,13 +199,14 @@ def _targets(raw: bytes, entity: _Entity) -> Iterator[_Entity]:
         return
     if not ctype.startswith("multipart/") or ctype == "multipart/digest":
         return
-    children = _children(raw, entity)
+    # all delimiters are checked first; the parts' header fields are read as needed
+    children = (_entity(raw, start, end) for start, end in _child_spans(raw, entity))
     if ctype == "multipart/alternative":
         for child in children:
-            yield from _targets(raw, child)
+            yield from _targets(raw, child, depth + 1)
         return
     if ctype == "multipart/related":
-        yield from _targets(raw, _related_root(entity, children))
+        yield from _targets(raw, _related_root(entity, list(children)), depth + 1)
         return
     # mixed, and any other multipart: the first body that is shown inline
     for child in children:
@@ -193,7 +214,7 @@ def _targets(raw: bytes, entity: _Entity) -> Iterator[_Entity]:
             continue
         ctype = child.content_type
         if ctype in _TEXT_TYPES or ctype in SIGNED_TYPES or ctype.startswith("multipart/"):
-            yield from _targets(raw, child)
+            yield from _targets(raw, child, depth + 1)
             return
 
 
@@ -212,7 +233,8 @@ def _content_id(value: str) -> str:
     return value.strip().strip("<>").strip()
 
 
-def _children(raw: bytes, entity: _Entity) -> list[_Entity]:
+def _child_spans(raw: bytes, entity: _Entity) -> list[tuple[int, int]]:
+    """(start, end) of each part of a multipart entity, its delimiters all checked."""
     boundary = entity.headers.get_boundary()
     if not boundary:
         raise _Malformed("multipart without a boundary")
@@ -220,19 +242,26 @@ def _children(raw: bytes, entity: _Entity) -> list[_Entity]:
         delimiter = b"--" + boundary.encode("ascii")
     except UnicodeEncodeError:
         raise _Malformed("boundary is not ASCII") from None
-    line = re.compile(rb"^" + re.escape(delimiter) + rb"(--)?[ \t]*\r?$", re.MULTILINE)
     marks: list[tuple[int, int, bool]] = []  # (line start, line end, is closing)
-    for m in line.finditer(raw, entity.body_start, entity.end):
-        line_end = m.end() + 1 if raw[m.end():m.end() + 1] == b"\n" else m.end()
-        closing = m.group(1) is not None
-        marks.append((m.start(), min(line_end, entity.end), closing))
+    pos = entity.body_start
+    while (found := raw.find(delimiter, pos, entity.end)) >= 0:
+        pos = found + len(delimiter)
+        if found != entity.body_start and raw[found - 1] != 0x0A:
+            continue  # not at the start of a line
+        newline = raw.find(b"\n", pos, entity.end)
+        line_end = entity.end if newline < 0 else newline + 1
+        rest = raw[pos:line_end].rstrip(b"\r\n")
+        closing = rest.startswith(b"--")
+        if rest[2 if closing else 0:].strip(b" \t"):
+            continue  # "--boundary" followed by more: not a delimiter
+        marks.append((found, line_end, closing))
         if closing:
             break
     if not marks or marks[0][2]:
         raise _Malformed("multipart without a part (boundary not found)")
     if not marks[-1][2]:
         raise _Malformed("multipart without its closing boundary")
-    children = []
+    spans = []
     for (_, open_end, _), (next_start, _, _) in itertools.pairwise(marks):
         # the line break before a delimiter belongs to the delimiter (RFC 2046 5.1.1)
         part_end = next_start
@@ -240,8 +269,8 @@ def _children(raw: bytes, entity: _Entity) -> list[_Entity]:
             part_end -= 2
         elif raw[part_end - 1:part_end] == b"\n" and part_end - 1 >= open_end:
             part_end -= 1
-        children.append(_entity(raw, open_end, part_end))
-    return children
+        spans.append((open_end, part_end))
+    return spans
 
 
 # --- editing one part --------------------------------------------------------------------

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.mime_edit import BannerStatus, add_banner, banner_html
+from gateway.mime_edit import MAX_DEPTH, BannerStatus, add_banner, banner_html
 from tests.samples_builder import make_pdf, make_png
 
 BANNER = ("⚠ vigie : ce message prétend venir d'un confrère mais n'a pas été envoyé "
@@ -769,6 +769,33 @@ def test_rfc2231_boundary_and_related_start() -> None:
     assert result.added and result.parts == 1
     html = shallow_leaves(parse(result.raw))[1]
     assert content(html).startswith("<html><body>" + banner_html(BANNER))
+    check_only_banner_parts_changed(raw, result.raw, 1)
+
+
+def nested(levels: int) -> bytes:
+    head, tail = b"", b""
+    for i in range(levels):
+        head += b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (i, i)
+        tail = b"\r\n--b%d--\r\n" % i + tail
+    return (b"From: a@b.example\r\nMIME-Version: 1.0\r\n" + head
+            + b"Content-Type: text/plain\r\n\r\nhi" + tail)
+
+
+def test_nesting_is_bounded() -> None:
+    assert add_banner(nested(MAX_DEPTH), BANNER).added
+    deep = nested(2000)
+    result = add_banner(deep, BANNER)
+    assert result.status is BannerStatus.MALFORMED
+    assert result.problem == f"multipart nested deeper than {MAX_DEPTH} levels"
+    assert result.raw is deep
+
+
+def test_a_mixed_with_many_parts_is_read_up_to_its_body() -> None:
+    raw = (b'From: a@b.example\r\nMIME-Version: 1.0\r\n'
+           b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+           + b"--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n" * 5000 + b"--b--\r\n")
+    result = add_banner(raw, BANNER)
+    assert result.parts == 1
     check_only_banner_parts_changed(raw, result.raw, 1)
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.detect.received import (
     FromClause,
@@ -223,3 +225,35 @@ def test_parse_trusted() -> None:
         ipaddress.ip_network("10.0.0.0/8")]
     with pytest.raises(ValueError, match=r"'mx\.example\.org'"):
         parse_trusted(["mx.example.org"])
+
+
+HELO_CHARS = st.characters(min_codepoint=0x21, max_codepoint=0x7E)
+
+
+@settings(max_examples=300, deadline=None)
+@given(helo=st.text(HELO_CHARS, min_size=1, max_size=60))
+def test_a_postfix_helo_cannot_plant_an_address(helo: str) -> None:
+    """Postfix writes the HELO argument (one word) before its own comment."""
+    line = f"from {helo} (unknown [198.51.100.7])\r\n\tby mx1 (Postfix) with ESMTP id 4Z; {DATE}"
+    assert parse_from_clause(line) == FromClause("198.51.100.7", helo)
+
+
+@settings(max_examples=300, deadline=None)
+@given(helo=st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=80))
+def test_a_qmail_helo_cannot_plant_an_address(helo: str) -> None:
+    """qmail copies the whole HELO argument, spaces and parentheses included."""
+    line = f"from unknown (HELO {helo}) (198.51.100.7)\r\n  by mx with SMTP; {DATE}"
+    clause = parse_from_clause(line)
+    assert clause is not None and clause.ip == "198.51.100.7"
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(st.text(max_size=200), max_size=4),
+       connecting=st.sampled_from([MX, MX6, FILTER, "192.0.2.1", "::1", "junk"]))
+def test_any_text_gives_an_origin_or_a_reason(lines: list[str], connecting: str) -> None:
+    result = origin_from_received(lines, connecting, TRUSTED)
+    if isinstance(result, NoOrigin):
+        assert result.reason
+    else:
+        assert ipaddress.ip_address(result.ip)
+        assert 0 <= result.hops_skipped <= len(lines)
