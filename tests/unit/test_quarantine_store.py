@@ -256,7 +256,7 @@ async def test_sigkill_during_holds_keeps_every_acknowledged_message(cfg: Config
     q = Quarantine.open(cfg)
     try:
         q.store.recover()
-        items, total = await q.store.list(status=None, limit=1000)
+        items, _ = await q.store.list(status=None, limit=1000)
         assert set(acknowledged) <= {s.id for s in items}
         for s in items:  # every visible row opens: no half entry
             raw = await q.store.raw(s.id)

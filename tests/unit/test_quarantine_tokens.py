@@ -12,8 +12,8 @@ import pytest
 
 from gateway.quarantine.db import Database
 from gateway.quarantine.tokens import (
-    Tokens,
     TokenExpired,
+    Tokens,
     TokenUnknown,
     TokenUsed,
     TokenWrongAction,
