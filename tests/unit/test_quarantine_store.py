@@ -248,8 +248,8 @@ async def test_sigkill_during_holds_keeps_every_acknowledged_message(cfg: Config
     acknowledged: dict[str, int] = {}
     while len(acknowledged) < 25:
         line = child.stdout.readline().decode()
-        mid, i = line.split()
-        acknowledged[mid] = int(i)
+        mid, n = line.split()
+        acknowledged[mid] = int(n)
     child.send_signal(signal.SIGKILL)
     child.wait(30)
     child.stdout.close()
