@@ -101,6 +101,7 @@ def render(lines: Sequence[DigestLine], *, since: float, until: float, tz: ZoneI
     t = _TEXT["en" if lang == "en" else "fr"]
     labels = LINK_LABELS["en" if lang == "en" else "fr"]
     n = len(lines)
+    sep = ": " if lang == "en" else " : "  # French puts a space before the colon
     start, end = _when(since, tz), _when(until, tz)
     subject = (t["subject_none"] if n == 0 else t["subject_one"] if n == 1
                else t["subject_many"].format(n=n))
@@ -135,11 +136,11 @@ def render(lines: Sequence[DigestLine], *, since: float, until: float, tz: ZoneI
             fields += [(t["date"], _when(s.received_at, tz)), (t["why"], reasons)]
             text.append("")
             for k, v in fields:
-                text.append(f"  {k} : {v}" if lang != "en" else f"  {k}: {v}")
+                text.append(f"  {k}{sep}{v}")
             text.append(f"  ({t['id']} {s.id})")
             for action in LINK_ACTIONS:
                 if action in line.links:
-                    text.append(f"  {labels[action]} : {line.links[action]}")
+                    text.append(f"  {labels[action]}{sep}{line.links[action]}")
             out.append("<div style=\"margin:12px 0;padding:10px;border:1px solid #ddd;"
                        "border-radius:6px\"><table style=\"border-collapse:collapse\">")
             for k, v in fields:
@@ -167,6 +168,15 @@ def render(lines: Sequence[DigestLine], *, since: float, until: float, tz: ZoneI
                   count=n, since=since, until=until)
 
 
+def actions_for(summary: HeldSummary) -> tuple[str, ...]:
+    """The one-click actions a line offers: mail the practice sent is never reported to
+    Signal Spam, and its sender is not exempted from the patient data check."""
+    if summary.direction == "outbound":
+        return ("release", "delete") if summary.category == "patient_data" else (
+            "release", "delete", "allow")
+    return LINK_ACTIONS
+
+
 def public_url(cfg: Config) -> str:
     """Base of the one-click links: [digest] public_url, else the console's."""
     base = cfg.digest.public_url or str(getattr(cfg.web, "public_url", "") or "")
@@ -192,12 +202,10 @@ async def build(quarantine: Quarantine, cfg: Config, *, since: float, until: flo
     base = public_url(cfg)
     lines: list[DigestLine] = []
     if base and items:
-        pairs = [(s.id, a) for s in items for a in LINK_ACTIONS]
-        tokens = await quarantine.tokens.issue_many(pairs)
-        for i, s in enumerate(items):
-            chunk = tokens[i * len(LINK_ACTIONS):(i + 1) * len(LINK_ACTIONS)]
-            lines.append(DigestLine(s, {a: f"{base}/a/{tok}"
-                                        for a, tok in zip(LINK_ACTIONS, chunk, strict=True)}))
+        pairs = [(s.id, a) for s in items for a in actions_for(s)]
+        tokens = iter(await quarantine.tokens.issue_many(pairs))
+        for s in items:
+            lines.append(DigestLine(s, {a: f"{base}/a/{next(tokens)}" for a in actions_for(s)}))
     else:
         lines = [DigestLine(s, {}) for s in items]
     return render(lines, since=since, until=until, tz=ZoneInfo(cfg.digest.timezone),
