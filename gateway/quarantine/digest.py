@@ -55,6 +55,8 @@ _TEXT = {
         "other_lang": "vigie's daily summary of held mail; in English: [digest] language = "
                       "\"en\".",
         "id": "identifiant",
+        "more": "… et {more} autre(s) message(s) retenu(s) : voyez la console de vigie "
+                "(« vigie quarantine list »).",
     },
     "en": {
         "subject_one": "vigie: 1 message held", "subject_many": "vigie: {n} messages held",
@@ -71,6 +73,8 @@ _TEXT = {
                   "messages are erased after {retention} days.",
         "other_lang": "Résumé quotidien de vigie ([digest] language = \"fr\" pour le français).",
         "id": "id",
+        "more": "… and {more} more held message(s): see the vigie console "
+                "('vigie quarantine list').",
     },
 }
 
@@ -96,11 +100,12 @@ def _when(ts: float, tz: ZoneInfo) -> str:
 
 
 def render(lines: Sequence[DigestLine], *, since: float, until: float, tz: ZoneInfo,
-           lang: str = "fr", token_days: int = 7, retention_days: int = 30) -> Digest:
+           lang: str = "fr", token_days: int = 7, retention_days: int = 30,
+           more: int = 0) -> Digest:
     """The digest's subject, plain text and HTML (pure: no I/O)."""
     t = _TEXT["en" if lang == "en" else "fr"]
     labels = LINK_LABELS["en" if lang == "en" else "fr"]
-    n = len(lines)
+    n = len(lines) + more
     sep = ": " if lang == "en" else " : "  # French puts a space before the colon
     start, end = _when(since, tz), _when(until, tz)
     subject = (t["subject_none"] if n == 0 else t["subject_one"] if n == 1
@@ -156,6 +161,10 @@ def render(lines: Sequence[DigestLine], *, since: float, until: float, tz: ZoneI
                                f"text-decoration:none\">{html.escape(labels[action])}</a>")
             out.append(f"<span style=\"color:#999;font-size:12px\">{t['id']} "
                        f"{html.escape(s.id)}</span></p></div>")
+    if more:
+        extra = t["more"].format(more=more)
+        text += ["", extra]
+        out.append(f"<p><strong>{html.escape(extra)}</strong></p>")
     if n:
         note = t["links_note"].format(days=token_days) if has_links else t["no_links"]
         text += ["", note]
@@ -183,22 +192,28 @@ def public_url(cfg: Config) -> str:
     return base.rstrip("/")
 
 
+MAX_LINES = 200
+
+
 async def build(quarantine: Quarantine, cfg: Config, *, since: float, until: float,
-                limit: int = 5000) -> Digest:
+                limit: int = 5000, max_lines: int = MAX_LINES) -> Digest:
     """The digest of messages held in [since, until) and still held; issues the links'
-    tokens (four per message) in one transaction."""
+    tokens (up to four per message) in one transaction. A mail can only be so long:
+    beyond ``max_lines`` messages the digest says how many more the console lists."""
     items, _ = await quarantine.store.list(status="held", since=since, until=until,
                                            limit=limit)
     # list() is capped per page: read on for large days
     while len(items) < limit:
-        more, total = await quarantine.store.list(status="held", since=since, until=until,
+        page, total = await quarantine.store.list(status="held", since=since, until=until,
                                                   limit=1000, offset=len(items))
-        if not more:
+        if not page:
             break
-        items += more
+        items += page
         if len(items) >= total:
             break
     items.sort(key=lambda s: s.received_at)
+    more = max(0, len(items) - max_lines)
+    items = items[:max_lines]
     base = public_url(cfg)
     lines: list[DigestLine] = []
     if base and items:
@@ -210,7 +225,7 @@ async def build(quarantine: Quarantine, cfg: Config, *, since: float, until: flo
         lines = [DigestLine(s, {}) for s in items]
     return render(lines, since=since, until=until, tz=ZoneInfo(cfg.digest.timezone),
                   lang=cfg.digest.language, token_days=cfg.quarantine.token_days,
-                  retention_days=cfg.quarantine.retention_days)
+                  retention_days=cfg.quarantine.retention_days, more=more)
 
 
 def sender_address(cfg: Config) -> str:

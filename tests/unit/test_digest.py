@@ -139,6 +139,14 @@ async def test_period_and_status(day: Quarantine, cfg: Config) -> None:
     assert empty.count == 0 and "Aucun message" in empty.text
 
 
+async def test_a_long_day_is_cut_with_a_count(day: Quarantine, cfg: Config) -> None:
+    d = await digest.build(day, cfg, since=DAY_START - 60, until=DAY_START + 86400,
+                           max_lines=2)
+    assert d.count == 5 and d.subject == "vigie : 5 messages retenus"
+    assert "… et 3 autre(s) message(s) retenu(s)" in d.text
+    assert d.text.count("Libérer : ") == 2
+
+
 async def test_without_public_url_no_links_but_a_hint(day: Quarantine, cfg: Config) -> None:
     cfg.digest.public_url = ""
     d = await digest.build(day, cfg, since=DAY_START - 60, until=DAY_START + 86400)
