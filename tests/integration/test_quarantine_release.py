@@ -197,6 +197,13 @@ async def test_digest_service_sends_at_the_configured_time(
         await service.stop()
     assert len(upstream.messages) == 1
     assert service.last_outcome is not None and service.last_outcome.sent
+    # the next digest starts where this one ended; after days off, it covers them
+    now = clock()
+    assert service._since(now) == pytest.approx(now - 86400)
+    service._sent(now - 3 * 86400)
+    assert service._since(now) == pytest.approx(now - 3 * 86400)
+    service._sent(now - 90 * 86400)
+    assert service._since(now) == pytest.approx(now - 30 * 86400)
 
 
 def test_held_over_smtp_then_released_arrives_unchanged(
@@ -253,3 +260,20 @@ def test_cli(tmp_path: Path, upstream: CapturingUpstream) -> None:
     missing = _vigie(cfg_path, "quarantine", "delete", "NOSUCH1234")
     assert missing.returncode == 1 and "introuvable" in missing.stderr
     assert "Traceback" not in missing.stderr + again.stderr
+
+
+def test_a_hold_that_cannot_be_written_is_a_4xx_and_nothing_is_lost(
+        make_gateway: Callable[..., GatewayThread], relay_config: Config,
+        upstream: CapturingUpstream) -> None:
+    relay_config.policy = {"symbols": {"HYG_NO_MESSAGE_ID": {"action": "hold"}}}
+    blobs = relay_config.data_dir / "quarantine" / "blobs"
+    blobs.parent.mkdir(parents=True)
+    blobs.write_text("in the way")  # the blob folder cannot be created: a disk problem
+    gw = make_gateway(relay_config)
+    with connect(gw) as c:
+        c.mail("camille@cabinet-kine.fr")
+        c.rcpt("confrere@example.org")
+        code, msg = c.data(make_message(message_id=False))
+    assert code == 451, msg  # the client keeps the message and retries
+    assert "Mise en attente impossible" in msg.decode()
+    assert upstream.messages == []
