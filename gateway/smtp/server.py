@@ -297,6 +297,12 @@ class Gateway:
             self.services.append(self.inbound)
 
         # --- quarantine, digest (issue 6) ---
+        from gateway.quarantine.scheduler import quarantine_services
+        from gateway.quarantine.service import Quarantine
+
+        self.quarantine = Quarantine.open(cfg)
+        self.handler.quarantine = self.quarantine
+        self.services.extend(quarantine_services(self))
 
         # --- web console (issue 6) ---
 
