@@ -14,7 +14,11 @@ from gateway.mime_edit import add_banner
 from gateway.model import Direction, Message, prefix_subject, prepend_header, remove_from_subject
 from gateway.pipeline import Check, Pipeline
 from gateway.policy import Decision, Policy
-from gateway.verdict import Finding
+from gateway.verdict import Finding, Outcome, Reason
+
+# What «always allow this sender» lifts, and what it never does.
+ALLOW_SKIPS = frozenset({"sender_auth", "impersonation"})
+NEVER_ALLOWED = frozenset({"IMP_MSSANTE_UNAUTHENTICATED", "IMP_LOOKALIKE_DOMAIN"})
 
 
 class Engine:
@@ -26,8 +30,19 @@ class Engine:
             checks if checks is not None else default_checks(cfg, resolver=resolver),
             timeout=cfg.limits.check_timeout)
 
-    async def screen(self, message: Message) -> Decision:
+    async def screen(self, message: Message, *, allowed_sender: bool = False) -> Decision:
+        """Run the checks and decide. ``allowed_sender``: the practice chose «always
+        allow this sender» (for this direction): what the sender-authentication and
+        fake-confrère checks found no longer counts, but for what is never legitimate
+        (a forged mssante.fr sender, a look-alike domain)."""
         findings = await self.pipeline.run(message)
+        if allowed_sender:
+            findings = [f for f in findings if f.check not in ALLOW_SKIPS
+                        or f.outcome in (Outcome.PASS, Outcome.NONE)
+                        or f.symbol in NEVER_ALLOWED]
+            findings.append(Finding("policy", "ALLOWED_SENDER", Outcome.PASS, (Reason(
+                "expéditeur toujours autorisé par le cabinet",
+                "sender always allowed by the practice"),)))
         return self.policy.decide(findings, message.envelope.direction,
                                   message.envelope.queue_id)
 

@@ -101,19 +101,22 @@ def plain_reasons(symbols: Sequence[str], direction: str,
     """Reasons to show: from the symbols (both directions); for inbound mail, the
     checks' own reasons too (never those of the patient data check)."""
     out: list[Reason] = []
-    for symbol in symbols:
-        m = _match(symbol)
-        reason = m[1] if m is not None else OTHER
-        if reason not in out:
-            out.append(reason)
     if direction == "inbound":
-        for f in findings:
+        # the checks' own words first, the fake-confrère ones before the others: they
+        # say best what is wrong («se présente comme venant de la messagerie sécurisée…»)
+        ordered = sorted(findings, key=lambda f: f.check != "impersonation")
+        for f in ordered:
             if f.outcome in (Outcome.PASS, Outcome.NONE) or f.symbol.startswith(
                     ("PD_", "PATIENT_DATA")) or f.check == "patient_data":
                 continue
             for reason in f.reasons[:1]:
                 if reason not in out:
                     out.append(reason)
+    for symbol in symbols:
+        m = _match(symbol)
+        reason = m[1] if m is not None else OTHER
+        if reason not in out:
+            out.append(reason)
     if len(out) > 1 and OTHER in out:
         out.remove(OTHER)
     return out[:6]

@@ -410,7 +410,8 @@ class SubmissionHandler:
         menv = self.message_envelope(session, envelope, raw, tls is not None,
                                      state.queue_id or new_queue_id())
         message = Message(raw, menv)
-        decision = await self.engine.screen(message)
+        decision = await self.engine.screen(message,
+                                            allowed_sender=await self._allowed(menv))
         action = decision.action
         reply: Reply
         try:
@@ -446,6 +447,16 @@ class SubmissionHandler:
             duration_ms=round((time.monotonic() - state.started) * 1000, 1),
         )
         return reply_str(reply, self.cfg)
+
+    async def _allowed(self, env: MsgEnvelope) -> bool:
+        """Is the sender on the practice's «always allow» list for this direction?"""
+        if self.quarantine is None or not env.mail_from:
+            return False
+        try:
+            return await self.quarantine.allow.is_allowed(env.mail_from, env.direction.value)
+        except (OSError, sqlite3.Error) as exc:  # the list unreadable: checks as usual
+            log.warning("allow-list unreadable (%s): checks as usual", type(exc).__name__)
+            return False
 
     async def _audit(self, env: MsgEnvelope, decision: Decision) -> None:
         for f in decision.findings:

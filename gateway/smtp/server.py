@@ -302,6 +302,8 @@ class Gateway:
 
         self.quarantine = Quarantine.open(cfg)
         self.handler.quarantine = self.quarantine
+        if self.inbound is not None:
+            self.inbound.handler.quarantine = self.quarantine
         self.services.extend(quarantine_services(self))
 
         # --- web console (issue 6) ---

@@ -29,6 +29,7 @@ from gateway.testing import (
     make_message,
 )
 from tests.conftest import require_program
+from tests.quarantine_helpers import held_messages
 
 CONFRERE = "medecin-martin.fr"
 MSSANTE_BOX = "paul.martin@medecin.mssante.fr"
@@ -127,9 +128,13 @@ def test_a_fake_mssante_sender_is_held_and_never_delivered(
     code, text = send(gateway, raw, MSSANTE_BOX)
     assert code == 250 and "retenu" in text.decode()
     assert upstream.messages == []
-    held = [p for p in (tmp_path / "data").rglob("*") if p.is_file()
-            and ("hold" in p.parts or "quarantine" in p.name)]
-    assert held, "the held message is on disk"
+    (held,) = held_messages(gateway.cfg)
+    assert held.raw == raw and held.summary.direction == "inbound"
+    assert held.summary.category == "impersonation"
+    assert {"DMARC_FAIL_REJECT", "IMP_MSSANTE_UNAUTHENTICATED"} <= set(held.summary.symbols)
+    assert held.summary.subject == "Urgent : résultats patient"
+    assert any("confrère" in r.fr or "messagerie sécurisée" in r.fr
+               for r in held.summary.reasons), held.summary.reasons
 
 
 def test_a_known_name_at_another_address_is_tagged_with_a_french_banner(
@@ -249,3 +254,20 @@ def test_vigie_check_inbound_reports_the_same_findings_offline(
     report = json.loads(capsys.readouterr().out)
     assert code == 0 and report["action"] == "deliver"
     assert {"SPF_PASS", "DKIM_PASS", "DMARC_PASS"} <= {f["symbol"] for f in report["findings"]}
+
+
+def test_always_allow_lifts_the_fake_confrere_tag_but_not_a_forged_mssante_sender(
+        gateway: GatewayThread, upstream: CapturingUpstream) -> None:
+    quarantine = gateway.gateway.quarantine
+    for sender in ("p.martin@cabinet-martin.fr", MSSANTE_BOX):
+        assert gateway._lt.run(quarantine.allow.add(sender, "inbound", "camille"))
+    raw = make_message(sender="Docteur MARTIN Paul <p.martin@cabinet-martin.fr>",
+                       to="camille@kine-dupont.fr", subject="Nouvelle adresse")
+    code, text = send(gateway, raw, "p.martin@cabinet-martin.fr", helo="cabinet-martin.fr")
+    assert code == 250 and b"retenu" not in text
+    msg = message_from_bytes(upstream.messages[0].content, policy=default)
+    assert str(msg["Subject"]) == "Nouvelle adresse" and msg["X-Vigie-Verdict"] is None
+    forged = make_message(sender=f"Dr Paul Martin <{MSSANTE_BOX}>", to="camille@kine-dupont.fr")
+    code, text = send(gateway, forged, MSSANTE_BOX)
+    assert code == 250 and "retenu" in text.decode()
+    assert len(upstream.messages) == 1
