@@ -24,6 +24,7 @@ import dkim.util
 
 from gateway.detect.dkim import (
     DKIMPY_LOG,
+    THREAD_ABOVE,
     KeyLookup,
     fetch_keys,
     header_block,
@@ -103,7 +104,8 @@ def _verify_sync(raw: bytes, keys: dict[str, KeyLookup], minkey: int) -> ArcResu
     return ArcResult("fail", max_instance, sealers=sealers, reason=text)
 
 
-async def verify_arc(raw: bytes, resolver: Resolver, *, minkey: int = 1024) -> ArcResult:
+async def verify_arc(raw: bytes, resolver: Resolver, *, minkey: int = 1024,
+                     thread_above: int = THREAD_ABOVE) -> ArcResult:
     """Validate the ARC chain of ``raw`` (see the module docstring); never raises."""
     try:
         names = _key_names(raw)
@@ -117,4 +119,6 @@ async def verify_arc(raw: bytes, resolver: Resolver, *, minkey: int = 1024) -> A
     temp = [k.detail for k in keys.values() if k.status == "temperror"]
     if temp:
         return ArcResult("temperror", reason=f"key lookup failed: {temp[0]}"[:100])
+    if len(raw) <= thread_above:
+        return _verify_sync(raw, keys, minkey)
     return await asyncio.to_thread(_verify_sync, raw, keys, minkey)

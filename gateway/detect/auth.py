@@ -40,7 +40,13 @@ from gateway.detect.authres import (
     header_fields,
     trusted_results,
 )
-from gateway.detect.dkim import BIG_MESSAGE, MAX_SIGNATURES, DkimResult, verify_dkim
+from gateway.detect.dkim import (
+    BIG_MESSAGE,
+    MAX_SIGNATURES,
+    THREAD_ABOVE,
+    DkimResult,
+    verify_dkim,
+)
 from gateway.detect.dmarc import (
     DmarcPolicy,
     DmarcResult,
@@ -142,7 +148,8 @@ async def authenticate(
     raw: bytes, *, mail_from: str, helo: str | None, client_ip: str | None,
     resolver: Resolver, authserv_id: str, check_helo_identity: bool = True,
     trusted_authserv_ids: Sequence[str] = (), max_signatures: int = MAX_SIGNATURES,
-    big_message: int = BIG_MESSAGE, now: float | None = None,
+    big_message: int = BIG_MESSAGE, thread_above: int = THREAD_ABOVE,
+    now: float | None = None,
 ) -> AuthVerdict:
     """Authenticate one message (see the module docstring). ``client_ip`` None (a
     message not received over SMTP) skips SPF; ``now`` is for SPF's %{t}."""
@@ -176,8 +183,8 @@ async def authenticate(
     spf, helo_spf, dkim_results, arc, policies = await asyncio.gather(
         spf_check(), helo_check(),
         verify_dkim(raw, resolver, max_signatures=max_signatures, big_message=big_message,
-                    wanted=wanted),
-        verify_arc(raw, resolver), policies_of())
+                    wanted=wanted, thread_above=thread_above),
+        verify_arc(raw, resolver, thread_above=thread_above), policies_of())
     dkim = tuple(dkim_results)
     spf_result = spf.result if spf is not None else "none"
     # RFC 7489 3.1.2 / 4.1: with a null reverse-path the HELO domain is the SPF identity
