@@ -87,12 +87,17 @@ def _oldest_pass(results: list[dict[Any, Any]]) -> int:
 
 
 def _verify_sync(raw: bytes, keys: dict[str, KeyLookup], minkey: int) -> ArcResult:
-    arc = dkim.ARC(raw, logger=DKIMPY_LOG, minkey=minkey)
+    try:
+        arc = dkim.ARC(raw, logger=DKIMPY_LOG, minkey=minkey)
+        max_instance, _headers = arc.sorted_arc_headers()
+    except Exception as exc:  # dkimpy's parser on a malformed header section
+        return ArcResult("fail", reason=f"unparsable message: {type(exc).__name__}")
     try:
         cv, results, reason = arc.verify(dnsfunc=served_dnsfunc(keys))
     except dkim.DKIMException as exc:
         cv, results, reason = dkim.CV_Fail, [], str(exc)
-    max_instance, _headers = arc.sorted_arc_headers()
+    except Exception as exc:  # a dkimpy crash on odd ARC headers: the chain is unusable
+        cv, results, reason = dkim.CV_Fail, [], f"cannot verify: {type(exc).__name__}"
     sealers = tuple(r.get("as-domain", b"").decode("utf-8", "replace").lower()
                     for r in results)
     text = " ".join(str(reason).split())[:100]
@@ -109,7 +114,7 @@ async def verify_arc(raw: bytes, resolver: Resolver, *, minkey: int = 1024,
     """Validate the ARC chain of ``raw`` (see the module docstring); never raises."""
     try:
         names = _key_names(raw)
-    except (dkim.DKIMException, ValueError) as exc:
+    except (dkim.DKIMException, ValueError, IndexError) as exc:  # dkimpy's parser
         return ArcResult("fail", reason=f"unparsable message: {exc}"[:100])
     if not names:
         lowered = header_block(raw).lower()

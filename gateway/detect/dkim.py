@@ -247,9 +247,9 @@ def _verify_sync(raw: bytes, sigs: Sequence[_Signature], keys: Mapping[str, KeyL
                 _text(sig.tags.get(b"d")).lower()))):
             results.append(sig.make("policy", "not verified: large message"))
             continue
-        if verifier is None:
-            verifier = dkim.DKIM(raw, logger=DKIMPY_LOG, minkey=minkey)
         try:
+            if verifier is None:
+                verifier = dkim.DKIM(raw, logger=DKIMPY_LOG, minkey=minkey)
             ok = verifier.verify(idx=sig.index, dnsfunc=dnsfunc)
         except dkim.ValidationError as exc:
             text = str(exc)
@@ -263,6 +263,9 @@ def _verify_sync(raw: bytes, sigs: Sequence[_Signature], keys: Mapping[str, KeyL
             continue
         except dkim.DKIMException as exc:
             results.append(sig.make("permerror", _short(str(exc))))
+            continue
+        except Exception as exc:  # a dkimpy crash on odd input: not a verdict on the mail
+            results.append(sig.make("permerror", f"cannot verify: {type(exc).__name__}"))
             continue
         bits = int(getattr(verifier, "keysize", 0) or 0)
         if ok:
@@ -283,7 +286,7 @@ async def verify_dkim(
     found, or an empty list."""
     try:
         sigs = _signatures(raw)
-    except (dkim.DKIMException, ValueError) as exc:
+    except (dkim.DKIMException, ValueError, IndexError) as exc:  # dkimpy's parser
         return [DkimResult("permerror", 0, reason=_short(f"unparsable message: {exc}"))] \
             if b"dkim-signature" in header_block(raw).lower() else []
     for sig in sigs:
