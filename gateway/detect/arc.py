@@ -7,8 +7,9 @@ validator runs in a worker thread answering DNS from those prefetched records on
 The result is the chain validation status ``cv``: ``pass``, ``fail`` or ``none`` (no
 ARC header), plus ``temperror`` when a key could not be fetched (a DNS failure is
 never a ``fail``). ``instances`` is the chain's length (the highest i=),
-``oldest_pass`` the RFC 8617 ``arc.oldest-pass`` (0 when every AMS validates, else
-the oldest instance from which every newer AMS still validates; None unless ``pass``),
+``oldest_pass`` the RFC 8617 ``oldest-pass`` (written ``header.oldest-pass``: 0 when
+every AMS validates, else the oldest instance from which every newer AMS still
+validates; None unless ``pass``),
 ``sealers`` the d= of each ARC-Seal from the newest.
 """
 

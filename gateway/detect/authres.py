@@ -87,7 +87,7 @@ def build_value(authserv_id: str, *, spf: SpfResult | None = None, mail_from: st
     if arc is not None:
         part = f"arc={arc.result}"
         if arc.result == "pass" and arc.oldest_pass is not None:
-            part += f" arc.chain={arc.instances} arc.oldest-pass={arc.oldest_pass}"
+            part += f" header.oldest-pass={arc.oldest_pass}"  # RFC 8617 10.1
         parts.append(part)
     return f"{authserv_id}; " + ("; ".join(parts) if parts else "none")
 

@@ -34,7 +34,7 @@ def test_build_value_all_methods() -> None:
         "header.b=AbCd/+Ef; "
         "dkim=fail (body hash mismatch) header.d=x.example header.s=k header.b=12345678; "
         "dmarc=fail (p=reject) header.from=cabinet-kine.fr; "
-        "arc=pass arc.chain=2 arc.oldest-pass=0")
+        "arc=pass header.oldest-pass=0")
     # what we write, we can read back
     parsed = parse_value(value)
     assert [(r.method, r.result) for r in parsed.results] == [
