@@ -30,10 +30,17 @@ HEADER_NAME = "Authentication-Results"
 # --- writing ----------------------------------------------------------------------------
 
 _TOKEN_RE = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.@]+\Z")  # RFC 2045 token + @
+_CONTROLS_RE = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def _clean(text: str) -> str:
+    """No control characters (CR, LF…) from a message or DNS may reach our header."""
+    return _CONTROLS_RE.sub(" ", text)
 
 
 def _value(text: str) -> str:
     """A property value: as is when it is a token (or local@domain), else quoted."""
+    text = _clean(text)
     if text and _TOKEN_RE.match(text) and not text.startswith("@"):
         return text
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -42,7 +49,7 @@ def _value(text: str) -> str:
 def _comment(text: str) -> str:
     if not text:
         return ""
-    clean = " ".join(text.split()).replace("\\", "\\\\").replace("(", "\\(").replace(
+    clean = " ".join(_clean(text).split()).replace("\\", "\\\\").replace("(", "\\(").replace(
         ")", "\\)")
     return f" ({clean})"
 
@@ -89,7 +96,7 @@ def build_value(authserv_id: str, *, spf: SpfResult | None = None, mail_from: st
         if arc.result == "pass" and arc.oldest_pass is not None:
             part += f" header.oldest-pass={arc.oldest_pass}"  # RFC 8617 10.1
         parts.append(part)
-    return f"{authserv_id}; " + ("; ".join(parts) if parts else "none")
+    return f"{_clean(authserv_id)}; " + ("; ".join(parts) if parts else "none")
 
 
 def header_field(value: str, *, name: str = HEADER_NAME, width: int = 78) -> bytes:
