@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from gateway.detect.arc import ArcResult
 from gateway.detect.dkim import DkimResult
 from gateway.detect.dmarc import DmarcResult
+from gateway.detect.iprev import IprevResult
 from gateway.detect.spf import SpfResult
 
 HEADER_NAME = "Authentication-Results"
@@ -74,13 +75,14 @@ def _dkim_part(result: DkimResult) -> str:
 def build_value(authserv_id: str, *, spf: SpfResult | None = None, mail_from: str = "",
                 helo: str | None = None, dkim: Sequence[DkimResult] | None = None,
                 dmarc: DmarcResult | None = None, arc: ArcResult | None = None,
-                iprev: tuple[str, str] | None = None) -> str:
+                iprev: IprevResult | None = None) -> str:
     """Our Authentication-Results value; a method given as None is left out, an empty
     ``dkim`` list is written ``dkim=none``; with no method at all the value is
-    ``authserv-id; none`` (RFC 8601 2.2). ``iprev`` is (result, client IP)."""
+    ``authserv-id; none`` (RFC 8601 2.2)."""
     parts: list[str] = []
     if iprev is not None:
-        parts.append(f"iprev={iprev[0]} policy.iprev={_value(iprev[1])}")
+        parts.append(f"iprev={iprev.result}{_comment(iprev.name or iprev.reason)} "
+                     f"policy.iprev={_value(iprev.ip)}")
     if spf is not None:
         parts.append(_spf_part(spf, mail_from, helo))
     if dkim is not None:

@@ -194,3 +194,17 @@ async def test_random_mutations_never_raise(key: DkimKey) -> None:
         v = await authenticate(bytes(raw), mail_from="a@cabinet-kine.fr", helo=None,
                                client_ip=IP, resolver=resolver, authserv_id=ID)
         parse_value(v.authentication_results)
+
+
+async def test_iprev_on_request(key: DkimKey) -> None:
+    resolver = zone(key, extra={"10.2.0.192.in-addr.arpa": [("PTR", "mx.cabinet-kine.fr")]})
+    raw = key.sign(make_message())
+    v = await authenticate(raw, mail_from="a@cabinet-kine.fr", helo=None, client_ip=IP,
+                           resolver=resolver, authserv_id=ID, check_iprev=True)
+    assert v.iprev is not None and (v.iprev.result, v.iprev.name) == (
+        "pass", "mx.cabinet-kine.fr")
+    assert v.authentication_results.startswith(
+        f"{ID}; iprev=pass (mx.cabinet-kine.fr) policy.iprev={IP}; spf=pass")
+    v = await authenticate(raw, mail_from="a@cabinet-kine.fr", helo=None, client_ip=IP,
+                           resolver=resolver, authserv_id=ID)
+    assert v.iprev is None and "iprev" not in v.authentication_results
