@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from gateway.detect.auth import authenticate
@@ -176,8 +178,6 @@ async def test_malformed_messages_never_raise(raw: bytes, key: DkimKey) -> None:
 
 
 async def test_random_mutations_never_raise(key: DkimKey) -> None:
-    import random
-
     rng = random.Random(20261129)
     base = key.sign(make_message())
     pieces = [b"DKIM-Signature:", b"ARC-Seal: i=1;", b"From:", b"\r\n", b"\n", b"\r\n ",
