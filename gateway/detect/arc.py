@@ -7,8 +7,9 @@ validator runs in a worker thread answering DNS from those prefetched records on
 The result is the chain validation status ``cv``: ``pass``, ``fail`` or ``none`` (no
 ARC header), plus ``temperror`` when a key could not be fetched (a DNS failure is
 never a ``fail``). ``instances`` is the chain's length (the highest i=),
-``oldest_pass`` the RFC 8617 ``arc.oldest-pass`` (0 when every AMS validates, else
-the oldest instance from which every newer AMS still validates; None unless ``pass``),
+``oldest_pass`` the RFC 8617 ``oldest-pass`` (written ``header.oldest-pass``: 0 when
+every AMS validates, else the oldest instance from which every newer AMS still
+validates; None unless ``pass``),
 ``sealers`` the d= of each ARC-Seal from the newest.
 """
 
@@ -24,6 +25,7 @@ import dkim.util
 
 from gateway.detect.dkim import (
     DKIMPY_LOG,
+    THREAD_ABOVE,
     KeyLookup,
     fetch_keys,
     header_block,
@@ -86,12 +88,17 @@ def _oldest_pass(results: list[dict[Any, Any]]) -> int:
 
 
 def _verify_sync(raw: bytes, keys: dict[str, KeyLookup], minkey: int) -> ArcResult:
-    arc = dkim.ARC(raw, logger=DKIMPY_LOG, minkey=minkey)
+    try:
+        arc = dkim.ARC(raw, logger=DKIMPY_LOG, minkey=minkey)
+        max_instance, _headers = arc.sorted_arc_headers()
+    except Exception as exc:  # dkimpy's parser on a malformed header section
+        return ArcResult("fail", reason=f"unparsable message: {type(exc).__name__}")
     try:
         cv, results, reason = arc.verify(dnsfunc=served_dnsfunc(keys))
     except dkim.DKIMException as exc:
         cv, results, reason = dkim.CV_Fail, [], str(exc)
-    max_instance, _headers = arc.sorted_arc_headers()
+    except Exception as exc:  # a dkimpy crash on odd ARC headers: the chain is unusable
+        cv, results, reason = dkim.CV_Fail, [], f"cannot verify: {type(exc).__name__}"
     sealers = tuple(r.get("as-domain", b"").decode("utf-8", "replace").lower()
                     for r in results)
     text = " ".join(str(reason).split())[:100]
@@ -103,11 +110,12 @@ def _verify_sync(raw: bytes, keys: dict[str, KeyLookup], minkey: int) -> ArcResu
     return ArcResult("fail", max_instance, sealers=sealers, reason=text)
 
 
-async def verify_arc(raw: bytes, resolver: Resolver, *, minkey: int = 1024) -> ArcResult:
+async def verify_arc(raw: bytes, resolver: Resolver, *, minkey: int = 1024,
+                     thread_above: int = THREAD_ABOVE) -> ArcResult:
     """Validate the ARC chain of ``raw`` (see the module docstring); never raises."""
     try:
         names = _key_names(raw)
-    except (dkim.DKIMException, ValueError) as exc:
+    except (dkim.DKIMException, ValueError, IndexError) as exc:  # dkimpy's parser
         return ArcResult("fail", reason=f"unparsable message: {exc}"[:100])
     if not names:
         lowered = header_block(raw).lower()
@@ -117,4 +125,6 @@ async def verify_arc(raw: bytes, resolver: Resolver, *, minkey: int = 1024) -> A
     temp = [k.detail for k in keys.values() if k.status == "temperror"]
     if temp:
         return ArcResult("temperror", reason=f"key lookup failed: {temp[0]}"[:100])
+    if len(raw) <= thread_above:
+        return _verify_sync(raw, keys, minkey)
     return await asyncio.to_thread(_verify_sync, raw, keys, minkey)

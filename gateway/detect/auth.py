@@ -3,7 +3,7 @@
 ``await authenticate(raw, mail_from=…, helo=…, client_ip=…, resolver=…,
 authserv_id=…)`` runs SPF (MAIL FROM, and HELO), every DKIM signature, the ARC chain
 and the DMARC record lookup concurrently over the injected resolver, then aligns, and
-returns a frozen ``AuthVerdict``:
+returns a frozen ``AuthVerdict`` (iprev too when ``check_iprev``):
 
 - each method's result (``spf``, ``helo_spf``, ``dkim``, ``arc``, ``dmarc``);
 - ``from_domain``: the RFC5322.From domain ("" when the From field has no address);
@@ -40,7 +40,13 @@ from gateway.detect.authres import (
     header_fields,
     trusted_results,
 )
-from gateway.detect.dkim import BIG_MESSAGE, MAX_SIGNATURES, DkimResult, verify_dkim
+from gateway.detect.dkim import (
+    BIG_MESSAGE,
+    MAX_SIGNATURES,
+    THREAD_ABOVE,
+    DkimResult,
+    verify_dkim,
+)
 from gateway.detect.dmarc import (
     DmarcPolicy,
     DmarcResult,
@@ -50,6 +56,8 @@ from gateway.detect.dmarc import (
     fetch_policy,
     from_domains,
 )
+from gateway.detect.iprev import IprevResult
+from gateway.detect.iprev import check_iprev as check_iprev_of
 from gateway.detect.spf import SpfResult, check_helo, check_mail_from
 from gateway.dns import Resolver
 
@@ -63,7 +71,8 @@ class AuthVerdict:
 
     ``spf`` is the MAIL FROM identity's result (the HELO identity for a null sender),
     None without a client IP; ``helo_spf`` the HELO identity's, None when not
-    checked; ``from_domains`` every distinct From domain; ``reason`` says in English
+    checked; ``iprev`` the reverse-DNS check, None unless asked (``check_iprev``);
+    ``from_domains`` every distinct From domain; ``reason`` says in English
     why ``vouched_for`` is what it is; ``trusted`` holds the Authentication-Results
     of the configured trusted authserv-ids found in the message, topmost first.
     """
@@ -80,6 +89,7 @@ class AuthVerdict:
     authentication_results: str
     reason: str = ""
     trusted: tuple[AuthResults, ...] = ()
+    iprev: IprevResult | None = None
 
 
 def _from_values(raw: bytes) -> list[str]:
@@ -141,8 +151,10 @@ def _combine(verdicts: Iterable[tuple[DmarcResult, bool | None, str]]
 async def authenticate(
     raw: bytes, *, mail_from: str, helo: str | None, client_ip: str | None,
     resolver: Resolver, authserv_id: str, check_helo_identity: bool = True,
+    check_iprev: bool = False,
     trusted_authserv_ids: Sequence[str] = (), max_signatures: int = MAX_SIGNATURES,
-    big_message: int = BIG_MESSAGE, now: float | None = None,
+    big_message: int = BIG_MESSAGE, thread_above: int = THREAD_ABOVE,
+    now: float | None = None,
 ) -> AuthVerdict:
     """Authenticate one message (see the module docstring). ``client_ip`` None (a
     message not received over SMTP) skips SPF; ``now`` is for SPF's %{t}."""
@@ -167,17 +179,22 @@ async def authenticate(
             return None
         return await check_helo(ip, helo_name, resolver, receiver=authserv_id, now=now)
 
+    async def iprev_check() -> IprevResult | None:
+        if ip is None or not check_iprev:
+            return None
+        return await check_iprev_of(ip, resolver)
+
     async def policies_of() -> list[DmarcPolicy | DmarcResult]:
         return list(await asyncio.gather(*(fetch_policy(d, resolver) for d in domains)))
 
     def wanted(d: str) -> bool:
         return any(aligned(d, f) for f in domains)
 
-    spf, helo_spf, dkim_results, arc, policies = await asyncio.gather(
-        spf_check(), helo_check(),
+    spf, helo_spf, iprev, dkim_results, arc, policies = await asyncio.gather(
+        spf_check(), helo_check(), iprev_check(),
         verify_dkim(raw, resolver, max_signatures=max_signatures, big_message=big_message,
-                    wanted=wanted),
-        verify_arc(raw, resolver), policies_of())
+                    wanted=wanted, thread_above=thread_above),
+        verify_arc(raw, resolver, thread_above=thread_above), policies_of())
     dkim = tuple(dkim_results)
     spf_result = spf.result if spf is not None else "none"
     # RFC 7489 3.1.2 / 4.1: with a null reverse-path the HELO domain is the SPF identity
@@ -199,11 +216,11 @@ async def authenticate(
     policy_to_apply: PolicyName | Literal[""] = dmarc.policy if dmarc.result == "fail" else ""
 
     value = build_value(authserv_id, spf=spf, mail_from=mail_from, helo=helo_name,
-                        dkim=dkim, dmarc=dmarc, arc=arc)
+                        dkim=dkim, dmarc=dmarc, arc=arc, iprev=iprev)
     return AuthVerdict(
         spf=spf, helo_spf=helo_spf, dkim=dkim, arc=arc, dmarc=dmarc,
         from_domain=domains[0] if domains else "", from_domains=tuple(domains),
         vouched_for=vouched, policy=policy_to_apply, authentication_results=value,
-        reason=reason,
+        reason=reason, iprev=iprev,
         trusted=tuple(trusted_results(raw, trusted_authserv_ids))
         if trusted_authserv_ids else ())

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from gateway.detect.arc import ArcResult
 from gateway.detect.dkim import DkimResult
 from gateway.detect.dmarc import DmarcResult
+from gateway.detect.iprev import IprevResult
 from gateway.detect.spf import SpfResult
 
 HEADER_NAME = "Authentication-Results"
@@ -30,10 +31,17 @@ HEADER_NAME = "Authentication-Results"
 # --- writing ----------------------------------------------------------------------------
 
 _TOKEN_RE = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.@]+\Z")  # RFC 2045 token + @
+_CONTROLS_RE = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def _clean(text: str) -> str:
+    """No control characters (CR, LF…) from a message or DNS may reach our header."""
+    return _CONTROLS_RE.sub(" ", text)
 
 
 def _value(text: str) -> str:
     """A property value: as is when it is a token (or local@domain), else quoted."""
+    text = _clean(text)
     if text and _TOKEN_RE.match(text) and not text.startswith("@"):
         return text
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -42,7 +50,7 @@ def _value(text: str) -> str:
 def _comment(text: str) -> str:
     if not text:
         return ""
-    clean = " ".join(text.split()).replace("\\", "\\\\").replace("(", "\\(").replace(
+    clean = " ".join(_clean(text).split()).replace("\\", "\\\\").replace("(", "\\(").replace(
         ")", "\\)")
     return f" ({clean})"
 
@@ -67,13 +75,14 @@ def _dkim_part(result: DkimResult) -> str:
 def build_value(authserv_id: str, *, spf: SpfResult | None = None, mail_from: str = "",
                 helo: str | None = None, dkim: Sequence[DkimResult] | None = None,
                 dmarc: DmarcResult | None = None, arc: ArcResult | None = None,
-                iprev: tuple[str, str] | None = None) -> str:
+                iprev: IprevResult | None = None) -> str:
     """Our Authentication-Results value; a method given as None is left out, an empty
     ``dkim`` list is written ``dkim=none``; with no method at all the value is
-    ``authserv-id; none`` (RFC 8601 2.2). ``iprev`` is (result, client IP)."""
+    ``authserv-id; none`` (RFC 8601 2.2)."""
     parts: list[str] = []
     if iprev is not None:
-        parts.append(f"iprev={iprev[0]} policy.iprev={_value(iprev[1])}")
+        parts.append(f"iprev={iprev.result}{_comment(iprev.name or iprev.reason)} "
+                     f"policy.iprev={_value(iprev.ip)}")
     if spf is not None:
         parts.append(_spf_part(spf, mail_from, helo))
     if dkim is not None:
@@ -87,9 +96,9 @@ def build_value(authserv_id: str, *, spf: SpfResult | None = None, mail_from: st
     if arc is not None:
         part = f"arc={arc.result}"
         if arc.result == "pass" and arc.oldest_pass is not None:
-            part += f" arc.chain={arc.instances} arc.oldest-pass={arc.oldest_pass}"
+            part += f" header.oldest-pass={arc.oldest_pass}"  # RFC 8617 10.1
         parts.append(part)
-    return f"{authserv_id}; " + ("; ".join(parts) if parts else "none")
+    return f"{_clean(authserv_id)}; " + ("; ".join(parts) if parts else "none")
 
 
 def header_field(value: str, *, name: str = HEADER_NAME, width: int = 78) -> bytes:

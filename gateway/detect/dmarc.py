@@ -146,7 +146,7 @@ class _BadRecord(Exception):
 
 
 _TAG_RE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$", re.DOTALL)
-_VERSION_RE = re.compile(r"^\s*v\s*=\s*DMARC1\s*(;|$)")
+_VERSION_RE = re.compile(r"^\s*[vV]\s*=\s*DMARC1\s*(;|$)")
 
 
 def is_dmarc_record(text: str) -> bool:

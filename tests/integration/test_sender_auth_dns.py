@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Iterator
 
@@ -11,7 +12,7 @@ import pytest
 from gateway.detect.auth import authenticate
 from gateway.detect.dkim import verify_dkim
 from gateway.dns import DnsPythonResolver, DNSTempError, NXDomain
-from gateway.testing import DkimKey, Dnsmasq, make_message
+from gateway.testing import DkimKey, Dnsmasq, DnsRecord, make_message
 
 IP = "192.0.2.25"
 ID = "vigie.test"
@@ -108,4 +109,22 @@ def test_dnsmasq_reports_a_bad_record_type() -> None:
             server.start()
     finally:
         server.close()
+    assert not server.workdir.exists()
+
+
+async def test_dnsmasq_record_types() -> None:
+    require_dnsmasq()
+    records: dict[str, list[DnsRecord]] = {
+        "a.example": [("A", "192.0.2.1"), ("AAAA", "2001:db8::1")],
+        "alias.example": [("CNAME", "a.example")],
+        "5.2.0.192.in-addr.arpa": [("PTR", "p.example")],
+        "t.example": [("TXT", ["deux ", "chaînes"]), ("TXT", 'guillemet " et \\ barre')],
+    }
+    with Dnsmasq(records) as server:
+        resolver = DnsPythonResolver(server.dns_config())
+        assert await resolver.a("alias.example") == [ipaddress.IPv4Address("192.0.2.1")]
+        assert await resolver.aaaa("a.example") == [ipaddress.IPv6Address("2001:db8::1")]
+        assert await resolver.ptr(ipaddress.ip_address("192.0.2.5")) == ["p.example"]
+        assert sorted(await resolver.txt("t.example")) == sorted(
+            ["deux chaînes", 'guillemet " et \\ barre'])
     assert not server.workdir.exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from gateway.detect.auth import authenticate
@@ -150,3 +152,59 @@ async def test_trusted_provider_results_are_read(key: DkimKey) -> None:
                            trusted_authserv_ids=["mx.provider.fr"])
     assert [r.authserv_id for r in v.trusted] == ["mx.provider.fr"]
     assert v.trusted[0].of("dmarc")[0].result == "pass"
+
+
+MALFORMED = [
+    b"",
+    b"\r\n\r\n",
+    b" continuation first\r\nFrom: a@cabinet-kine.fr\r\n\r\nbody",
+    b"From: a@cabinet-kine.fr",
+    b"DKIM-Signature: \r\nFrom: a@cabinet-kine.fr\r\n\r\n",
+    b"DKIM-Signature: v=1; a=rsa-sha256; d=cabinet-kine.fr; s=s1; h=from; bh=AA==; b=\xff\xfe"
+    b"\r\nFrom: a@cabinet-kine.fr\r\n\r\nx",
+    b"ARC-Seal: i=1; cv=none; a=rsa-sha256; d=x.fr; s=s; b=AAAA\r\n"
+    b"ARC-Message-Signature: i=2; a=rsa-sha256; d=x.fr; s=s; h=from; bh=AA==; b=AAAA\r\n"
+    b"ARC-Authentication-Results: i=1; x.fr; none\r\nFrom: a@x.fr\r\n\r\nbody",
+    b"From: =?utf-8?q?Dupont,_Jean?= <j@cabinet-kine.fr>, \xff@\xfe\r\n\r\n",
+    b"From: <>\r\nFrom: @\r\nFrom: a@\r\n\r\n",
+]
+
+
+@pytest.mark.parametrize("raw", MALFORMED)
+async def test_malformed_messages_never_raise(raw: bytes, key: DkimKey) -> None:
+    v = await authenticate(raw, mail_from="a@cabinet-kine.fr", helo="h", client_ip=IP,
+                           resolver=zone(key), authserv_id=ID)
+    parse_value(v.authentication_results)  # always a well-formed header value
+
+
+async def test_random_mutations_never_raise(key: DkimKey) -> None:
+    rng = random.Random(20261129)
+    base = key.sign(make_message())
+    pieces = [b"DKIM-Signature:", b"ARC-Seal: i=1;", b"From:", b"\r\n", b"\n", b"\r\n ",
+              b"\r\n\r\n", b"\xff", b";", b"=", b"(", b'"', b" d=x.fr;"]
+    resolver = zone(key)
+    for _ in range(150):
+        raw = bytearray(base)
+        for _ in range(rng.randint(1, 5)):
+            pos = rng.randint(0, len(raw))
+            if rng.random() < 0.5:
+                raw[pos:pos] = rng.choice(pieces)
+            else:
+                del raw[pos:pos + rng.randint(1, 20)]
+        v = await authenticate(bytes(raw), mail_from="a@cabinet-kine.fr", helo=None,
+                               client_ip=IP, resolver=resolver, authserv_id=ID)
+        parse_value(v.authentication_results)
+
+
+async def test_iprev_on_request(key: DkimKey) -> None:
+    resolver = zone(key, extra={"10.2.0.192.in-addr.arpa": [("PTR", "mx.cabinet-kine.fr")]})
+    raw = key.sign(make_message())
+    v = await authenticate(raw, mail_from="a@cabinet-kine.fr", helo=None, client_ip=IP,
+                           resolver=resolver, authserv_id=ID, check_iprev=True)
+    assert v.iprev is not None and (v.iprev.result, v.iprev.name) == (
+        "pass", "mx.cabinet-kine.fr")
+    assert v.authentication_results.startswith(
+        f"{ID}; iprev=pass (mx.cabinet-kine.fr) policy.iprev={IP}; spf=pass")
+    v = await authenticate(raw, mail_from="a@cabinet-kine.fr", helo=None, client_ip=IP,
+                           resolver=resolver, authserv_id=ID)
+    assert v.iprev is None and "iprev" not in v.authentication_results

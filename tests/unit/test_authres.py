@@ -34,7 +34,7 @@ def test_build_value_all_methods() -> None:
         "header.b=AbCd/+Ef; "
         "dkim=fail (body hash mismatch) header.d=x.example header.s=k header.b=12345678; "
         "dmarc=fail (p=reject) header.from=cabinet-kine.fr; "
-        "arc=pass arc.chain=2 arc.oldest-pass=0")
+        "arc=pass header.oldest-pass=0")
     # what we write, we can read back
     parsed = parse_value(value)
     assert [(r.method, r.result) for r in parsed.results] == [
@@ -151,3 +151,13 @@ def test_trusted_results() -> None:
     assert [r.authserv_id for r in found] == ["mx.provider.fr"]
     assert found[0].of("dmarc")[0].result == "pass"
     assert trusted_results(RAW, []) == []
+
+
+def test_no_control_character_reaches_the_header() -> None:
+    value = build_value("vigie.test", dkim=[DkimResult(
+        "permerror", 0, domain="x.fr\r\nBcc: evil@x.fr", selector="s\n", b="ab\rcd",
+        reason="bad\r\nX-Injected: 1")], mail_from="a\r\n@x.fr",
+        spf=SpfResult("pass", "x.fr"))
+    assert not any(ch in value for ch in "\r\n\x00")
+    assert len(parse_value(value).results) == 2
+    assert b"\r\n" not in header_field(value).rstrip(b"\r\n").replace(b"\r\n\t", b"")

@@ -224,3 +224,18 @@ async def test_malformed_signature_is_permerror() -> None:
 async def test_lf_line_endings_verify_too(rsa_key: DkimKey) -> None:
     raw = rsa_key.sign(make_message()).replace(b"\r\n", b"\n")
     assert [r.result for r in await verify_dkim(raw, zone_of(rsa_key))] == ["pass"]
+
+
+async def test_expired_signature_is_permerror(rsa_key: DkimKey) -> None:
+    raw = rsa_key.sign(make_message()).replace(b"DKIM-Signature: v=1;",
+                                                b"DKIM-Signature: v=1; x=1000;", 1)
+    results = await verify_dkim(raw, zone_of(rsa_key))
+    assert [r.result for r in results] == ["permerror"]
+    assert "x= value is past" in results[0].reason
+
+
+async def test_message_starting_with_a_continuation_line() -> None:
+    raw = b" oops\r\nDKIM-Signature: v=1; d=x.fr; s=s\r\nFrom: a@x.fr\r\n\r\nbody\r\n"
+    results = await verify_dkim(raw, FakeResolver())
+    assert [r.result for r in results] == ["permerror"]
+    assert "unparsable" in results[0].reason

@@ -12,6 +12,7 @@ from gateway.detect.dmarc import (
     check_dmarc,
     fetch_policy,
     from_domains,
+    is_dmarc_record,
     organizational_domain,
     parse_record,
 )
@@ -90,6 +91,13 @@ def test_parse_record_defaults_and_tags() -> None:
 def test_parse_record_errors(record: str) -> None:
     with pytest.raises(ValueError):
         parse_record(record, "x.fr", "x.fr")
+
+
+def test_version_tag() -> None:
+    assert is_dmarc_record("v=DMARC1; p=none") and is_dmarc_record("V = DMARC1;p=none")
+    assert not is_dmarc_record("v=dmarc1; p=none")  # the value matches precisely (6.3)
+    assert not is_dmarc_record("p=none; v=DMARC1")  # v= comes first
+    assert not is_dmarc_record("v=DMARC10; p=none")
 
 
 def test_invalid_p_with_rua_reads_as_none() -> None:
