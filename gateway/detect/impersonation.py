@@ -279,7 +279,8 @@ class LookalikeIndex:
     protected: dict[str, _Protected] = field(default_factory=dict)
     by_full: dict[str, str] = field(default_factory=dict)
     by_core: dict[str, list[str]] = field(default_factory=dict)
-    by_length: dict[int, list[tuple[str, str]]] = field(default_factory=dict)
+    cores: list[tuple[str, str]] = field(default_factory=list)  # (skeleton core, reg)
+    grams: dict[str, list[int]] = field(default_factory=dict)  # bigram -> core numbers
     core_lengths: frozenset[int] = frozenset()
 
     @classmethod
@@ -287,7 +288,7 @@ class LookalikeIndex:
         index = cls(skeleton)
         for domain in domains:
             index._add(domain)
-        index.core_lengths = frozenset(index.by_length)
+        index.core_lengths = frozenset(len(core) for core, _ in index.cores)
         return index
 
     def _add(self, domain: str) -> None:
@@ -301,7 +302,10 @@ class LookalikeIndex:
         self.protected[reg] = _Protected(reg, skel_core, suffix)
         self.by_full.setdefault(self.skeleton(reg), reg)
         self.by_core.setdefault(skel_core, []).append(reg)
-        self.by_length.setdefault(len(skel_core), []).append((skel_core, reg))
+        number = len(self.cores)
+        self.cores.append((skel_core, reg))
+        for gram in _bigrams(skel_core):
+            self.grams.setdefault(gram, []).append(number)
 
     def __len__(self) -> int:
         return len(self.protected)
@@ -347,14 +351,41 @@ class LookalikeIndex:
                     if targets:
                         return Lookalike(shown, targets[0], "added_words")
         # a letter or two changed, in the registered name or one of the words
-        candidates = [skel_core, *words] if skel_core not in words else words
-        for candidate in candidates:
-            for length in range(len(candidate) - 2, len(candidate) + 3):
-                for protected_core, target in self.by_length.get(length, ()):
-                    limit = max_distance(min(len(protected_core), len(candidate)))
-                    if limit and damerau(candidate, protected_core, limit) <= limit:
-                        return Lookalike(shown, target, "typo")
+        for candidate in dict.fromkeys([skel_core, *words]):
+            target = self._typo_of(candidate)
+            if target is not None:
+                return Lookalike(shown, target, "typo")
         return None
+
+
+    def _typo_of(self, candidate: str) -> str | None:
+        """The protected name ``candidate`` is one or two edits away from, if any.
+
+        Only names sharing enough bigrams are compared (an edit removes at most 3 of
+        a name's distinct bigrams), so the cost follows the few near names, not the
+        size of the index.
+        """
+        if len(candidate) < 5:
+            return None
+        mine = _bigrams(candidate)
+        shared: dict[int, int] = {}
+        for gram in mine:
+            for number in self.grams.get(gram, ()):
+                shared[number] = shared.get(number, 0) + 1
+        for number, count in shared.items():
+            core, target = self.cores[number]
+            limit = max_distance(min(len(core), len(candidate)))
+            if not limit or abs(len(core) - len(candidate)) > limit:
+                continue
+            if count < max(len(mine), len(_bigrams(core))) - 3 * limit:
+                continue
+            if damerau(candidate, core, limit) <= limit:
+                return target
+        return None
+
+
+def _bigrams(text: str) -> set[str]:
+    return {text[i:i + 2] for i in range(len(text) - 1)}
 
 
 # --- one inbound sender -------------------------------------------------------
