@@ -20,7 +20,7 @@ from gateway.detect.impersonation import (
 from gateway.directory import load_skeleton
 from gateway.policy import rules_dir
 from gateway.testing import MemoryDirectory
-from gateway.verdict import Outcome
+from gateway.verdict import Finding, Outcome
 
 SKELETON = load_skeleton(rules_dir())
 WEBMAIL = frozenset({"gmail.com", "orange.fr", "yahoo.fr", "hotmail.fr", "laposte.net"})
@@ -266,3 +266,15 @@ def test_parse_addresses_decodes_encoded_words() -> None:
     assert parse_addresses("=?iso-8859-1?q?Dr_Andr=E9_L=E9on?= <A.Leon@Example.FR>") == [
         ("Dr André Léon", "a.leon@example.fr")]
     assert parse_addresses("=?bogus?q?x?= <a@b.fr>") == [("=?bogus?q?x?=", "a@b.fr")]
+
+
+def test_policy_maps_strength_to_action() -> None:
+    from gateway.config import Config
+    from gateway.model import Direction
+    from gateway.policy import Policy
+
+    policy = Policy.load(Config())
+    for symbol, strength in STRENGTH.items():
+        finding = Finding("impersonation", symbol, Outcome.HIT)
+        decision = policy.decide([finding], Direction.INBOUND)
+        assert decision.action == {"strong": "hold", "suspicion": "tag"}[strength], symbol
