@@ -3,7 +3,7 @@
 Generates a synthetic «Extraction Correspondance MSSanté» (31 ``|`` columns, 500 000
 rows by default, realistic French names, professions and thousands of ``*.mssante.fr``
 structure domains, some duplicate lines), then, each in its own child process so
-that peak RSS is that of the work alone:
+that peak RSS (VmHWM) is that of the work alone:
 
 1. ``import_file`` of the extraction (wall time, rows/s, peak RSS), against a plain
    ``csv.reader`` pass over the same file that builds nothing (the baseline);
@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import random
-import resource
 import statistics
 import subprocess
 import sys
@@ -154,16 +153,22 @@ def write_extraction(folder: Path, count: int, seed: int, zipped: bool) -> Path:
 
 # --- child processes ---------------------------------------------------------------
 
+def _status_mb(field: str) -> float:
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """VmHWM: this process image's peak RSS (``getrusage``'s ru_maxrss would carry
+    the parent's peak over fork + exec on Linux)."""
+    return _status_mb("VmHWM")
 
 
 def _rss_mb() -> float:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    return _status_mb("VmRSS")
 
 
 def child_import(db: str, src: str) -> dict[str, Any]:

@@ -37,6 +37,7 @@ STRENGTH: dict[str, Strength] = {
     "IMP_NAME_KNOWN_WRONG_ADDRESS": "suspicion",
     "IMP_LOOKALIKE_DOMAIN": "strong",
     "IMP_REPLY_TO_ELSEWHERE": "suspicion",
+    "IMP_DISPLAY_ADDRESS_MISMATCH": "strong",
 }
 
 # Words dropped from a name before it is compared: civilities and titles.
@@ -406,6 +407,9 @@ def parse_addresses(header: str) -> list[tuple[str, str]]:
     return [(name.strip(), addr.strip().lower()) for name, addr in pairs if "@" in addr]
 
 
+_ADDRESS_IN_NAME = re.compile(r"[^\s<>\"'()@,;:]+@[a-z0-9.-]+\.[a-z]{2,63}", re.IGNORECASE)
+
+
 def _finding(symbol: str, fr: str, en: str, evidence: Iterable[str]) -> Finding:
     strength = STRENGTH[symbol]
     return Finding(CHECK, symbol, Outcome.HIT, (Reason(fr, en),), tuple(evidence),
@@ -479,7 +483,24 @@ def assess_sender(
                 "for it: the sender is probably spoofed",
                 (address, shown)))
 
-    # 2. A known confrère's name on an address that is not one of theirs.
+    # 2. A confrère's address written as the display name of another address
+    #    ("jean.dupont@medecin.mssante.fr" <someone@gmail.com>).
+    shown_address = _ADDRESS_IN_NAME.search(display)
+    if shown_address:
+        written = shown_address.group(0).lower()
+        written_domain = domain_of(written)
+        if written != address and (written_domain == MSSANTE or written_domain.endswith(
+                "." + MSSANTE) or directory.by_address(written)):
+            findings.append(_finding(
+                "IMP_DISPLAY_ADDRESS_MISMATCH",
+                f"le nom affiché montre l'adresse d'un confrère ({written}) mais le message "
+                f"vient d'une autre adresse ({address})",
+                f"the display name shows a confrère's address ({written}) but the message "
+                f"comes from another address ({address})",
+                (address, written)))
+            display = ""  # the name is an address: no name comparison on top
+
+    # 3. A known confrère's name on an address that is not one of theirs.
     if display and not known:
         entries = _by_name(directory, display)
         addresses = {e.address for e in entries}
@@ -515,7 +536,7 @@ def assess_sender(
                     f"({address}) is not one of theirs",
                     (address, *theirs)))
 
-    # 3. A domain that imitates mssante.fr or a confrère's domain.
+    # 4. A domain that imitates mssante.fr or a confrère's domain.
     if not mssante and not directory_domain and not free:
         hit = directory.lookalikes().check(domain)
         if hit is not None:
@@ -527,7 +548,7 @@ def assess_sender(
                 f"({HOW_EN[hit.how]}): it is not the real one",
                 (address, hit.domain, hit.imitates)))
 
-    # 4. A confrère's From with answers sent somewhere else.
+    # 5. A confrère's From with answers sent somewhere else.
     confrere = mssante or bool(known) or (directory_domain and not free)
     if reply_to and confrere:
         own = {e.name_key for e in known} or ({name_key(display)} if display else set())

@@ -226,6 +226,15 @@ Case = tuple[str, str | None, bool | None, set[str]]
     ("newsletter@doctolib.fr", "noreply@other.example", True, set()),  # not a confrère
     ("secretariat@ch-xyz.mssante.fr", "compta@gmail.com", False,
      {"IMP_MSSANTE_UNAUTHENTICATED", "IMP_REPLY_TO_ELSEWHERE"}),
+    # a confrère's address shown as the name of another address
+    ('"jean-pierre.dupont@medecin.mssante.fr" <jpd@gmail.com>', None, True,
+     {"IMP_DISPLAY_ADDRESS_MISMATCH"}),
+    ('"Marie Curie marie.curie@cabinet-curie.fr" <marie@autre.example>', None, True,
+     {"IMP_DISPLAY_ADDRESS_MISMATCH"}),
+    ('"Marie Curie (marie.curie@cabinet-curie.fr)" <marie.curie@cabinet-curie.fr>', None,
+     True, set()),
+    ('"info@boutique.example" <noreply@mailer.example>', None, True, set()),
+    ("x@mssanté.fr", None, True, {"IMP_LOOKALIKE_DOMAIN"}),  # SMTPUTF8 address
     # nothing usable
     ("", None, False, set()),
     ("a@x.fr, b@y.fr", None, False, set()),
@@ -259,6 +268,7 @@ def test_strengths() -> None:
     assert STRENGTH["IMP_MSSANTE_UNAUTHENTICATED"] == "strong"
     assert STRENGTH["IMP_LOOKALIKE_DOMAIN"] == "strong"
     assert STRENGTH["IMP_REPLY_TO_ELSEWHERE"] == "suspicion"
+    assert STRENGTH["IMP_DISPLAY_ADDRESS_MISMATCH"] == "strong"
     assert set(STRENGTH.values()) == {"strong", "suspicion"}
 
 
