@@ -11,6 +11,7 @@ is a parameter. Findings carry a plain-French reason and a strength in
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -63,9 +64,18 @@ def _fold(text: str) -> str:
     return text.replace("œ", "oe").replace("æ", "ae").replace("ß", "ss")
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _fold_word(word: str) -> tuple[str, ...]:
+    return tuple(w for w in re.split(r"[^a-z0-9]+", _fold(word)) if w)
+
+
 def name_words(text: str) -> list[str]:
-    """The folded words of a name, hyphens and punctuation as separators."""
-    return [w for w in re.split(r"[^a-z0-9]+", _fold(text)) if w]
+    """The folded words of a name, hyphens and punctuation as separators.
+
+    Folded word by word through a cache: the same first and last names come back
+    all along a 500 000-row import.
+    """
+    return [w for piece in text.split() for w in _fold_word(piece)]
 
 
 def name_key(text: str) -> str:
@@ -121,9 +131,12 @@ TWO_LEVEL_SUFFIXES = frozenset({
 })
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def ascii_domain(domain: str) -> str:
     """Lower-case, no trailing dot, Unicode labels in their ASCII (punycode) form."""
     domain = domain.strip().strip(".").lower()
+    if domain.isascii():
+        return domain
     try:
         return domain.encode("idna").decode("ascii") if domain else ""
     except UnicodeError:
