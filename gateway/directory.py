@@ -665,8 +665,9 @@ def import_file(db_path: Path, file: Path, source: Source | None = None) -> Impo
                 "une autre importation est en cours ; réessayez quand elle sera finie",
                 "another import is running; try again once it is done",
                 file=str(db_path)) from None
+        for stale in db_path.parent.glob(f".{db_path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)  # left by an import that was killed: we hold the lock
         tmp = db_path.with_name(f".{db_path.name}.{os.getpid()}.tmp")
-        tmp.unlink(missing_ok=True)
         try:
             report = _build(tmp, db_path, file, source)
             report.seconds = time.monotonic() - started
