@@ -355,3 +355,31 @@ def test_config(tmp_path: Path) -> None:
     conf.write_text(f'[directory]\nfile = "{tmp_path}"\n')
     with pytest.raises(ConfigError, match="n'est pas un fichier"):
         load(conf, environ={})
+
+
+def test_assess_sender_over_the_real_directory(tmp_path: Path, db: Path) -> None:
+    from gateway.detect.impersonation import assess_sender
+
+    import_file(db, write(tmp_path / "ans.txt", ans_text(ROWS)))
+    import_file(db, write(tmp_path / "contacts.vcf", VCARDS))
+    webmail = frozenset({"gmail.com", "yahoo.fr"})
+    d = open_dir(db, webmail=webmail, protected=["cabinet-kine.fr"])
+
+    def symbols(from_: str, reply_to: str | None = None, vouched: bool | None = True
+                ) -> set[str]:
+        return {f.symbol for f in assess_sender(from_, reply_to, d, vouched, webmail)}
+
+    assert symbols("Dr Marie Curie <marie.curie@cabinet-curie.fr>") == set()
+    assert symbols("Marie Curie <marie.curie.cabinet@gmail.com>") == {"IMP_NAME_KNOWN_WEBMAIL"}
+    assert symbols("Marie Curie <marie.curie@cabinet-curie.fr>", vouched=False) == {
+        "IMP_DIRECTORY_DOMAIN_UNAUTH"}
+    assert symbols("x@cabinet-curie.com") == {"IMP_LOOKALIKE_DOMAIN"}
+    assert symbols("x@cabinet-klne.fr") == {"IMP_LOOKALIKE_DOMAIN"}
+    assert symbols("x@rnssante.fr") == {"IMP_LOOKALIKE_DOMAIN"}
+    assert symbols("Dr Éloïse Lefèvre <eloise@gmail.com>") == {"IMP_NAME_DIRECTORY_WEBMAIL"}
+    assert symbols("Éloïse Lefèvre <eloise.lefevre@masseur-kinesitherapeute.mssante.fr>",
+                   "autre@gmail.com") == {"IMP_REPLY_TO_ELSEWHERE"}
+    assert symbols("Éloïse Lefèvre <eloise.lefevre@masseur-kinesitherapeute.mssante.fr>",
+                   vouched=False) == {"IMP_MSSANTE_UNAUTHENTICATED"}
+    assert symbols("André Léon <andre.leon@gmail.com>") == set()
+    d.close()
