@@ -383,3 +383,17 @@ def test_assess_sender_over_the_real_directory(tmp_path: Path, db: Path) -> None
                    vouched=False) == {"IMP_MSSANTE_UNAUTHENTICATED"}
     assert symbols("André Léon <andre.leon@gmail.com>") == set()
     d.close()
+
+
+def test_for_config(tmp_path: Path) -> None:
+    from gateway.testing import config_for_tests
+
+    cfg = config_for_tests(tmp_path, directory={"protected_domains": ["chu-exemple.fr"]},
+                           inbound={"domains": ["cabinet-kine.fr"]})
+    import_file(default_path(cfg), write(tmp_path / "c.csv", "nom,email\nA B,a@cabinet.fr\n"))
+    d = Directory.for_config(cfg, webmail=frozenset({"gmail.com"}))
+    assert d.path == tmp_path / "directory.sqlite3"
+    assert set(d.lookalikes().protected) == {
+        "mssante.fr", "chu-exemple.fr", "cabinet-kine.fr", "cabinet.fr"}
+    assert d.by_address("a@cabinet.fr")
+    d.close()
