@@ -28,6 +28,7 @@ import sqlite3
 import sys
 import threading
 import time
+import urllib.parse
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -622,14 +623,27 @@ CREATE TABLE entries (
     address TEXT NOT NULL, domain TEXT NOT NULL, profession_code TEXT NOT NULL,
     profession_label TEXT NOT NULL, name_key TEXT NOT NULL
 );
-CREATE UNIQUE INDEX entries_unique ON entries (address, name_key, source);
 CREATE TABLE imports (
     source TEXT PRIMARY KEY, file TEXT NOT NULL, imported_at TEXT NOT NULL,
     encoding TEXT NOT NULL, rows_read INTEGER NOT NULL, kept INTEGER NOT NULL,
     skipped TEXT NOT NULL, seconds REAL NOT NULL
 );
 """
+# Rows are first gathered (and de-duplicated) in a staging file, then written to the
+# directory sorted by name key: a name's entries share a page or two, so by_name()
+# reads little even for common names.
+_STAGING = """
+PRAGMA staging.journal_mode = OFF;
+PRAGMA staging.synchronous = OFF;
+CREATE TABLE staging.entries (
+    source TEXT NOT NULL, kind TEXT NOT NULL, display_name TEXT NOT NULL,
+    address TEXT NOT NULL, domain TEXT NOT NULL, profession_code TEXT NOT NULL,
+    profession_label TEXT NOT NULL, name_key TEXT NOT NULL
+);
+CREATE UNIQUE INDEX staging.entries_unique ON entries (address, name_key, source);
+"""
 _INDEXES = """
+CREATE INDEX entries_address ON entries (address);
 CREATE INDEX entries_name ON entries (name_key);
 CREATE INDEX entries_domain ON entries (domain);
 CREATE TABLE domains (domain TEXT NOT NULL, source TEXT NOT NULL, entries INTEGER NOT NULL,
@@ -665,8 +679,9 @@ def import_file(db_path: Path, file: Path, source: Source | None = None) -> Impo
                 "une autre importation est en cours ; réessayez quand elle sera finie",
                 "another import is running; try again once it is done",
                 file=str(db_path)) from None
+        for stale in db_path.parent.glob(f".{db_path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)  # left by an import that was killed: we hold the lock
         tmp = db_path.with_name(f".{db_path.name}.{os.getpid()}.tmp")
-        tmp.unlink(missing_ok=True)
         try:
             report = _build(tmp, db_path, file, source)
             report.seconds = time.monotonic() - started
@@ -685,71 +700,91 @@ def import_file(db_path: Path, file: Path, source: Source | None = None) -> Impo
 
 def _build(tmp: Path, old: Path, file: Path, source: Source) -> ImportReport:
     report = ImportReport(source, str(file))
-    with contextlib.closing(sqlite3.connect(tmp)) as db:
-        db.executescript("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; "
-                         "PRAGMA cache_size = -16000; PRAGMA temp_store = FILE;")
-        db.executescript(_SCHEMA)
-        db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-        if old.exists():
-            try:
-                db.execute("ATTACH DATABASE ? AS old", (f"file:{old}?mode=ro",))
-            except sqlite3.Error:
-                pass
-            else:
-                try:
-                    db.execute("INSERT INTO entries SELECT source, kind, display_name, address, "
-                               "domain, profession_code, profession_label, name_key "
-                               "FROM old.entries WHERE source != ?", (source,))
-                    db.execute("INSERT INTO imports SELECT * FROM old.imports WHERE source != ?",
-                               (source,))
-                except sqlite3.Error as exc:
-                    raise DirectoryImportError(
-                        f"annuaire actuel illisible ({exc}) : supprimez-le puis réimportez "
-                        "chaque source", f"current directory unreadable ({exc}): delete it "
-                        "then import each source again", file=str(old)) from None
-                db.commit()
-                db.execute("DETACH DATABASE old")
-        with _open_input(file) as (stream, shown):
-            report.file = shown
-            lines = _Lines(stream)
-            insert = ("INSERT OR IGNORE INTO entries (source, kind, display_name, address, "
-                      "domain, profession_code, profession_label, name_key) "
-                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-            batch: list[Row] = []
-            produced = 0
-            try:
-                for row in _rows(lines, shown, source, report):
-                    produced += 1
-                    batch.append(row)
-                    if len(batch) >= BATCH:
-                        report.kept += _insert(db, insert, batch)
-                        batch.clear()
-                report.kept += _insert(db, insert, batch)
-            except UnicodeError:
-                raise DirectoryImportError(
-                    "fichier binaire ou d'un codage inconnu : attendu un texte (CSV, vCard, "
-                    "extraction MSSanté)", "binary file or unknown encoding: expected text "
-                    "(CSV, vCard, MSSanté extraction)", file=shown, line=lines.number) from None
-            except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
-                raise DirectoryImportError(
-                    f"lecture interrompue ({exc}) : fichier abîmé ou tronqué ; l'annuaire "
-                    "actuel est conservé", f"reading stopped ({exc}): damaged or truncated "
-                    "file; the current directory is kept", file=shown,
-                    line=lines.number) from None
-            report.encoding = lines.encoding
-        if produced > report.kept:
-            report.skipped["duplicate"] = produced - report.kept
-        if report.kept == 0 and report.rows_read == 0:
-            raise DirectoryImportError("aucune entrée dans le fichier",
-                                       "no entry in the file", file=report.file)
-        db.executescript(_INDEXES)
-        report.total_entries = db.execute("SELECT count(*) FROM entries").fetchone()[0]
-        db.execute("INSERT INTO imports VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                   (source, report.file, datetime.datetime.now(datetime.UTC).isoformat(
-                       timespec="seconds"), report.encoding, report.rows_read,
-                    report.kept, json.dumps(report.skipped), 0.0))
-        db.commit()
+    staging = tmp.with_name(tmp.name.removesuffix(".tmp") + ".staging.tmp")
+    try:
+        with contextlib.closing(sqlite3.connect(_uri(tmp), uri=True)) as db:
+            _build_into(db, staging, old, file, source, report)
+    finally:
+        staging.unlink(missing_ok=True)
     return report
+
+
+def _uri(path: Path, query: str = "") -> str:
+    return "file:" + urllib.parse.quote(str(path)) + (f"?{query}" if query else "")
+
+
+def _build_into(db: sqlite3.Connection, staging: Path, old: Path, file: Path, source: Source,
+                report: ImportReport) -> None:
+    db.executescript("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; "
+                     "PRAGMA cache_size = -16000; PRAGMA temp_store = FILE;")
+    db.executescript(_SCHEMA)
+    db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+    db.execute("ATTACH DATABASE ? AS staging", (_uri(staging),))
+    db.executescript(_STAGING)
+    if old.exists():
+        try:
+            db.execute("ATTACH DATABASE ? AS old", (_uri(old, "mode=ro"),))
+        except sqlite3.Error:
+            pass
+        else:
+            try:
+                db.execute("INSERT INTO staging.entries SELECT source, kind, display_name, "
+                           "address, domain, profession_code, profession_label, name_key "
+                           "FROM old.entries WHERE source != ?", (source,))
+                db.execute("INSERT INTO imports SELECT * FROM old.imports WHERE source != ?",
+                           (source,))
+            except sqlite3.Error as exc:
+                raise DirectoryImportError(
+                    f"annuaire actuel illisible ({exc}) : supprimez-le puis réimportez "
+                    "chaque source", f"current directory unreadable ({exc}): delete it "
+                    "then import each source again", file=str(old)) from None
+            db.commit()
+            db.execute("DETACH DATABASE old")
+    with _open_input(file) as (stream, shown):
+        report.file = shown
+        lines = _Lines(stream)
+        insert = ("INSERT OR IGNORE INTO staging.entries (source, kind, display_name, "
+                  "address, domain, profession_code, profession_label, name_key) "
+                  "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
+        batch: list[Row] = []
+        produced = 0
+        try:
+            for row in _rows(lines, shown, source, report):
+                produced += 1
+                batch.append(row)
+                if len(batch) >= BATCH:
+                    report.kept += _insert(db, insert, batch)
+                    batch.clear()
+            report.kept += _insert(db, insert, batch)
+        except UnicodeError:
+            raise DirectoryImportError(
+                "fichier binaire ou d'un codage inconnu : attendu un texte (CSV, vCard, "
+                "extraction MSSanté)", "binary file or unknown encoding: expected text "
+                "(CSV, vCard, MSSanté extraction)", file=shown, line=lines.number) from None
+        except (zipfile.BadZipFile, EOFError, OSError, zlib.error) as exc:
+            raise DirectoryImportError(
+                f"lecture interrompue ({exc}) : fichier abîmé ou tronqué ; l'annuaire "
+                "actuel est conservé", f"reading stopped ({exc}): damaged or truncated "
+                "file; the current directory is kept", file=shown,
+                line=lines.number) from None
+        report.encoding = lines.encoding
+    if produced > report.kept:
+        report.skipped["duplicate"] = produced - report.kept
+    if report.kept == 0 and report.rows_read == 0:
+        raise DirectoryImportError("aucune entrée dans le fichier",
+                                   "no entry in the file", file=report.file)
+    db.execute("INSERT INTO main.entries SELECT * FROM staging.entries "
+               "ORDER BY name_key, address")
+    db.commit()
+    db.execute("DETACH DATABASE staging")
+    staging.unlink(missing_ok=True)
+    db.executescript(_INDEXES)
+    report.total_entries = db.execute("SELECT count(*) FROM entries").fetchone()[0]
+    db.execute("INSERT INTO imports VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+               (source, report.file, datetime.datetime.now(datetime.UTC).isoformat(
+                   timespec="seconds"), report.encoding, report.rows_read,
+                report.kept, json.dumps(report.skipped), 0.0))
+    db.commit()
 
 
 def _insert(db: sqlite3.Connection, insert: str, batch: list[Row]) -> int:
@@ -839,7 +874,7 @@ class Directory:
             self._identity = None
             return
         self._identity = (st.st_ino, st.st_mtime_ns)
-        db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        db = sqlite3.connect(_uri(self.path, "mode=ro"), uri=True, check_same_thread=False)
         try:
             version = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         except sqlite3.DatabaseError as exc:

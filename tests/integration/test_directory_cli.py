@@ -80,3 +80,34 @@ def test_empty_directory_stats(tmp_path: Path) -> None:
     done = run(tmp_path, "stats")
     assert done.returncode == 0
     assert "annuaire vide / empty directory" in done.stdout
+
+
+def test_killed_import_leaves_the_old_directory(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from tests.unit.test_directory import ans_line
+
+    good = tmp_path / "c.csv"
+    good.write_text("nom;email\nA B;a@b.fr\n", encoding="utf-8")
+    assert run(tmp_path, "import", str(good)).returncode == 0
+    big = tmp_path / "extraction.txt"
+    big.write_text(ans_text([ans_line(f"p{i}@medecin.mssante.fr", f"NOM{i}", "Jean")
+                             for i in range(300_000)]), encoding="utf-8")
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg"), "HOME": str(tmp_path)}
+    proc = subprocess.Popen([*VIGIE, "directory", "import", str(big)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    folder = tmp_path / "xdg" / "vigie"
+    deadline = time.monotonic() + 60
+    while not list(folder.glob(".directory.sqlite3.*.tmp")) and proc.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    if proc.returncode == -signal.SIGKILL:
+        stats = run(tmp_path, "stats").stdout
+        assert "contacts : 1 entrées" in stats and "ans :" not in stats
+    # the next import clears what the killed one left
+    assert run(tmp_path, "import", str(good)).returncode == 0
+    assert not list(folder.glob(".directory.sqlite3.*.tmp"))

@@ -355,3 +355,45 @@ def test_config(tmp_path: Path) -> None:
     conf.write_text(f'[directory]\nfile = "{tmp_path}"\n')
     with pytest.raises(ConfigError, match="n'est pas un fichier"):
         load(conf, environ={})
+
+
+def test_assess_sender_over_the_real_directory(tmp_path: Path, db: Path) -> None:
+    from gateway.detect.impersonation import assess_sender
+
+    import_file(db, write(tmp_path / "ans.txt", ans_text(ROWS)))
+    import_file(db, write(tmp_path / "contacts.vcf", VCARDS))
+    webmail = frozenset({"gmail.com", "yahoo.fr"})
+    d = open_dir(db, webmail=webmail, protected=["cabinet-kine.fr"])
+
+    def symbols(from_: str, reply_to: str | None = None, vouched: bool | None = True
+                ) -> set[str]:
+        return {f.symbol for f in assess_sender(from_, reply_to, d, vouched, webmail)}
+
+    assert symbols("Dr Marie Curie <marie.curie@cabinet-curie.fr>") == set()
+    assert symbols("Marie Curie <marie.curie.cabinet@gmail.com>") == {"IMP_NAME_KNOWN_WEBMAIL"}
+    assert symbols("Marie Curie <marie.curie@cabinet-curie.fr>", vouched=False) == {
+        "IMP_DIRECTORY_DOMAIN_UNAUTH"}
+    assert symbols("x@cabinet-curie.com") == {"IMP_LOOKALIKE_DOMAIN"}
+    assert symbols("x@cabinet-klne.fr") == {"IMP_LOOKALIKE_DOMAIN"}
+    assert symbols("x@rnssante.fr") == {"IMP_LOOKALIKE_DOMAIN"}
+    assert symbols("Dr Éloïse Lefèvre <eloise@gmail.com>") == {"IMP_NAME_DIRECTORY_WEBMAIL"}
+    assert symbols("Éloïse Lefèvre <eloise.lefevre@masseur-kinesitherapeute.mssante.fr>",
+                   "autre@gmail.com") == {"IMP_REPLY_TO_ELSEWHERE"}
+    assert symbols("Éloïse Lefèvre <eloise.lefevre@masseur-kinesitherapeute.mssante.fr>",
+                   vouched=False) == {"IMP_MSSANTE_UNAUTHENTICATED"}
+    assert symbols("André Léon <andre.leon@gmail.com>") == set()
+    d.close()
+
+
+def test_for_config(tmp_path: Path) -> None:
+    from gateway.testing import config_for_tests
+
+    cfg = config_for_tests(tmp_path, directory={"protected_domains": ["chu-exemple.fr"]},
+                           inbound={"domains": ["cabinet-kine.fr"]})
+    import_file(default_path(cfg), write(tmp_path / "c.csv", "nom,email\nA B,a@cabinet.fr\n"))
+    d = Directory.for_config(cfg, webmail=frozenset({"gmail.com"}))
+    assert d.path == tmp_path / "directory.sqlite3"
+    assert set(d.lookalikes().protected) == {
+        "mssante.fr", "chu-exemple.fr", "cabinet-kine.fr", "cabinet.fr"}
+    assert d.by_address("a@cabinet.fr")
+    d.close()

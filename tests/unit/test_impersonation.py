@@ -20,7 +20,7 @@ from gateway.detect.impersonation import (
 from gateway.directory import load_skeleton
 from gateway.policy import rules_dir
 from gateway.testing import MemoryDirectory
-from gateway.verdict import Outcome
+from gateway.verdict import Finding, Outcome
 
 SKELETON = load_skeleton(rules_dir())
 WEBMAIL = frozenset({"gmail.com", "orange.fr", "yahoo.fr", "hotmail.fr", "laposte.net"})
@@ -226,6 +226,15 @@ Case = tuple[str, str | None, bool | None, set[str]]
     ("newsletter@doctolib.fr", "noreply@other.example", True, set()),  # not a confrère
     ("secretariat@ch-xyz.mssante.fr", "compta@gmail.com", False,
      {"IMP_MSSANTE_UNAUTHENTICATED", "IMP_REPLY_TO_ELSEWHERE"}),
+    # a confrère's address shown as the name of another address
+    ('"jean-pierre.dupont@medecin.mssante.fr" <jpd@gmail.com>', None, True,
+     {"IMP_DISPLAY_ADDRESS_MISMATCH"}),
+    ('"Marie Curie marie.curie@cabinet-curie.fr" <marie@autre.example>', None, True,
+     {"IMP_DISPLAY_ADDRESS_MISMATCH"}),
+    ('"Marie Curie (marie.curie@cabinet-curie.fr)" <marie.curie@cabinet-curie.fr>', None,
+     True, set()),
+    ('"info@boutique.example" <noreply@mailer.example>', None, True, set()),
+    ("x@mssanté.fr", None, True, {"IMP_LOOKALIKE_DOMAIN"}),  # SMTPUTF8 address
     # nothing usable
     ("", None, False, set()),
     ("a@x.fr, b@y.fr", None, False, set()),
@@ -259,6 +268,7 @@ def test_strengths() -> None:
     assert STRENGTH["IMP_MSSANTE_UNAUTHENTICATED"] == "strong"
     assert STRENGTH["IMP_LOOKALIKE_DOMAIN"] == "strong"
     assert STRENGTH["IMP_REPLY_TO_ELSEWHERE"] == "suspicion"
+    assert STRENGTH["IMP_DISPLAY_ADDRESS_MISMATCH"] == "strong"
     assert set(STRENGTH.values()) == {"strong", "suspicion"}
 
 
@@ -266,3 +276,15 @@ def test_parse_addresses_decodes_encoded_words() -> None:
     assert parse_addresses("=?iso-8859-1?q?Dr_Andr=E9_L=E9on?= <A.Leon@Example.FR>") == [
         ("Dr André Léon", "a.leon@example.fr")]
     assert parse_addresses("=?bogus?q?x?= <a@b.fr>") == [("=?bogus?q?x?=", "a@b.fr")]
+
+
+def test_policy_maps_strength_to_action() -> None:
+    from gateway.config import Config
+    from gateway.model import Direction
+    from gateway.policy import Policy
+
+    policy = Policy.load(Config())
+    for symbol, strength in STRENGTH.items():
+        finding = Finding("impersonation", symbol, Outcome.HIT)
+        decision = policy.decide([finding], Direction.INBOUND)
+        assert decision.action == {"strong": "hold", "suspicion": "tag"}[strength], symbol
