@@ -25,15 +25,17 @@ from gateway.scan.walk import CHUNK, RATIO_FLOOR, Stop, Walk
 
 def read_bounded(walk: Walk, path: str, f: IO[bytes], consumed: Callable[[], int]) -> bytes:
     """All of ``f``, a chunk at a time, charged to ``walk``; raises Stop past a limit."""
-    buf = bytearray()
+    buf = io.BytesIO()  # getvalue() hands its buffer over without a copy
+    total = 0
     while True:
         walk.check_time(path)
         piece = f.read(CHUNK)
         if not piece:
-            return bytes(buf)
-        buf += piece
+            return buf.getvalue()
         walk.spent(path, len(piece), None)
-        walk.ratio(path, len(buf), consumed())
+        buf.write(piece)
+        total += len(piece)
+        walk.ratio(path, total, consumed())
 
 
 def encrypted(walk: Walk, path: str, what_fr: str, what_en: str) -> None:

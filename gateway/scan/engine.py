@@ -101,14 +101,18 @@ class Scanner:
         log.info("YARA rules reloaded (%d files)", len(fresh.files))
 
     # --- scanning ------------------------------------------------------
-    def scan_bytes(self, name: str, data: bytes, *, direction: str = "inbound") -> FileReport:
+    def scan_bytes(self, name: str, data: bytes, *, direction: str = "inbound",
+                   deadline: float | None = None) -> FileReport:
         """Scan one file held in memory (an attachment). ``direction``: "inbound",
-        "outbound" or "file" (a USB key's file), for the banned-type verdicts."""
+        "outbound" or "file" (a USB key's file), for the banned-type verdicts;
+        ``deadline`` (time.monotonic()) shortens the time limit, for a whole message."""
         start = time.monotonic()
         label = name or "fichier"
         ftype = true_type(data)
         walk = Walk(self.limits, direction if direction in DIRECTIONS else "inbound",
                     len(data), self._child)
+        if deadline is not None:
+            walk.deadline = min(walk.deadline, deadline)
         try:
             self._scan(walk, label, name, data, 0, ftype)
         except Stop:
