@@ -76,6 +76,7 @@ class Scanner:
         self.yara_dir = yara_dir
         self.clamd = clamd
         self.clamd_timeout = clamd_timeout
+        self.whole_file = WHOLE_FILE
         folder = rules_dir or _default_rules_dir()
         self.banned = BannedTypes.load(folder / "banned_types.toml")
         self._lock = threading.Lock()
@@ -131,7 +132,7 @@ class Scanner:
         """Scan one file on disk (a USB key's file); a big file is not read whole."""
         path = Path(path)
         size = path.stat().st_size
-        if size <= WHOLE_FILE:
+        if size <= self.whole_file:
             return self.scan_bytes(path.name, path.read_bytes(), direction=direction)
         start = time.monotonic()
         with path.open("rb") as f:
