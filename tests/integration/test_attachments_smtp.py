@@ -188,8 +188,8 @@ ICS = ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Cabinet//Agenda//FR\r\nBEGIN
        "UID:2025-01-06-0900@cabinet-kine.fr\r\nDTSTART:20250106T090000\r\n"
        "DTEND:20250106T093000\r\nSUMMARY:Séance de kinésithérapie\r\n"
        "LOCATION:12 rue des Lilas\\, Lyon\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n").encode()
-CSV = ("date;patient;acte;montant\n2025-01-06;Durand;AMK 7.5;16,13\n"
-       "2025-01-07;Martin;AMC 8;17,20\n;;total;=SOMME(D2:D3)\n").encode()
+CSV = (b"date;patient;acte;montant\n2025-01-06;Durand;AMK 7.5;16,13\n"
+       b"2025-01-07;Martin;AMC 8;17,20\n;;total;=SOMME(D2:D3)\n")
 VCF = b"BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Dr Martin\r\nTEL:+33102030405\r\nEND:VCARD\r\n"
 HTML = (b"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Lettre</title></head><body>"
         b"<h1>Lettre d'information</h1><p>Formation le 12 mars : <a href=\"https://ordre."
