@@ -180,7 +180,8 @@ class Scanner:
             ftype = FileType(ftype.mime, ftype.description, kind)
         check_name(walk, name, ftype, path, self.banned)
         self._banned(walk, path, name, ftype)
-        match(walk, self._rules, path, data)
+        if kind not in _CONTAINERS:  # their members are matched once expanded
+            match(walk, self._rules, path, data)
         if kind == "zip":
             archives.scan_zip(walk, path, data, depth)
         elif kind == "tar":
@@ -250,7 +251,8 @@ class Scanner:
                      f"ClamAV: {signature}", path)
 
 
-_CSV_EXT = frozenset({"csv", "tsv", "txt"})
+_CONTAINERS = frozenset({"zip", "tar", "gzip", "bzip2", "xz", "7z"})
+_CSV_EXT = frozenset({"csv", "tsv", "tab", "slk", "prn", "dif"})
 
 
 def _text_kind(name: str, data: bytes) -> str:

@@ -128,7 +128,8 @@ def word_fields_dde(xml: bytes) -> bool:
 
 def scan_csv(walk: Walk, path: str, data: bytes) -> None:
     """A CSV cell such as =cmd|' /c calc'!A0 runs a command when opened in Excel."""
-    if _DDE_FORMULA.search(data[:XML_MEMBER_LIMIT]):
+    head = data[:XML_MEMBER_LIMIT]
+    if b"|" in head and _DDE_FORMULA.search(head):
         _dde(walk, path)
 
 
