@@ -24,8 +24,8 @@ _NAMES = ("JS", "JavaScript", "OpenAction", "AA", "Launch", "EmbeddedFile", "Emb
 
 # One pass, anchored on the "/" every name starts with (found at memory speed); names
 # written with #xx escapes are rare and decoded one by one.
-_PLAIN = re.compile(rb"/(" + b"|".join(sorted((n.encode() for n in _NAMES), key=len,
-                                              reverse=True)) + rb")(?![A-Za-z0-9#])")
+_PLAIN = re.compile(rb"/(" + b"|".join(n.encode() for n in sorted(_NAMES, key=len, reverse=True))
+                    + rb")(?![A-Za-z0-9#])")
 _HEX_NAME = re.compile(rb"/[A-Za-z0-9]*#[0-9A-Fa-f]{2}[A-Za-z0-9#]*")
 _HEX = re.compile(rb"#([0-9A-Fa-f]{2})")
 _OBJSTM = re.compile(rb"/Type\s*/ObjStm[^>]{0,400}>>\s*stream\r?\n", re.DOTALL)
