@@ -523,3 +523,15 @@ def test_scanner_is_thread_safe(scanner: Scanner) -> None:
         reports = list(pool.map(lambda f: scanner.scan_bytes(*f), files))
     assert [r.verdict for r in reports] == [
         Verdict.CLEAN, Verdict.MALICIOUS, Verdict.CLEAN, Verdict.MALICIOUS] * 8
+
+
+def test_7z_bomb_declared_and_while_expanding() -> None:
+    import py7zr
+    buf = io.BytesIO()
+    with py7zr.SevenZipFile(buf, "w") as archive:
+        archive.writestr(bytes(16 * 1024 * 1024), "zeros.bin")
+    data = buf.getvalue()
+    assert symbols(Scanner().scan_bytes("x.7z", data)) == {"SCAN_BOMB"}
+    # the declared sizes are not trusted: the writer counts what really comes out
+    hidden = Scanner(ScanLimits(max_ratio=10 ** 9, max_expanded=4 * 1024 * 1024))
+    assert symbols(hidden.scan_bytes("x.7z", data)) == {"SCAN_LIMIT"}
