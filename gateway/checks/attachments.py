@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from email.header import decode_header, make_header
 from email.message import Message as EmailPart
 
-from gateway.config import Config
+from gateway.config import Config, ConfigError
 from gateway.detect.nir import mask_numbers
 from gateway.model import Direction, Message
 from gateway.scan.engine import FileFinding, FileReport, ScanConfigError, Scanner, Verdict
@@ -79,7 +79,13 @@ class AttachmentCheck:
 
     @classmethod
     def from_config(cls, cfg: Config) -> AttachmentCheck:
-        return cls(Scanner.from_config(cfg), timeout=cfg.scan.timeout)
+        """The check with its scanner; a rule that does not compile (YARA, banned types)
+        stops start-up and `vigie config check` with its file and line."""
+        try:
+            scanner = Scanner.from_config(cfg)
+        except ScanConfigError as exc:
+            raise ConfigError(exc.fr, exc.en, file=exc.file, line=exc.line) from None
+        return cls(scanner, timeout=cfg.scan.timeout)
 
     def reload(self) -> None:
         """Recompile YARA (SIGHUP); on error the old rules stay and the error is logged."""

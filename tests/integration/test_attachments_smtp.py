@@ -287,3 +287,20 @@ async def test_sighup_reloads_the_yara_rules_and_a_broken_set_keeps_the_old_one(
         assert check.scanner.scan_bytes("a.txt", b"MARQUEUR-DEUX").verdict is Verdict.MALICIOUS
     finally:
         loop.remove_signal_handler(signal.SIGHUP)
+
+
+def test_config_check_refuses_a_broken_local_rule_with_file_and_line(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    rules = tmp_path / "yara"
+    rules.mkdir()
+    (rules / "cabinet.yar").write_text("rule ok { condition: true }\nrule broken {\n"
+                                       "  condition: true and and\n}\n")
+    conf = tmp_path / "vigie.toml"
+    conf.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n[scan]\n'
+                    f'yara_dir = "{rules}"\n')
+    proc = subprocess.run([sys.executable, "-m", "gateway", "config", "check", str(conf)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode != 0
+    assert "cabinet.yar, ligne 3" in proc.stderr and "cabinet.yar, line 3" in proc.stderr
+    assert "Traceback" not in proc.stderr
