@@ -215,6 +215,8 @@ class Scanner:
         if verdict is Verdict.CLEAN:
             return
         if verdict is Verdict.NOT_INSPECTED:
+            if ftype.kind not in banned.kinds:
+                return  # named like a RAR, but a format that was read
             walk.add("SCAN_NOT_INSPECTED", verdict, f"{banned.fr} : contenu non inspecté",
                      f"{banned.en}: contents not inspected", path)
             return

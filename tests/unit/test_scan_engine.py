@@ -535,3 +535,13 @@ def test_7z_bomb_declared_and_while_expanding() -> None:
     # the declared sizes are not trusted: the writer counts what really comes out
     hidden = Scanner(ScanLimits(max_ratio=10 ** 9, max_expanded=4 * 1024 * 1024))
     assert symbols(hidden.scan_bytes("x.7z", data)) == {"SCAN_LIMIT"}
+
+
+def test_common_harmless_mismatches_are_not_flagged(scanner: Scanner) -> None:
+    rtf_as_doc = scanner.scan_bytes("courrier.doc", rb"{\rtf1\ansi Bonjour\par}")
+    assert rtf_as_doc.findings == []
+    html_as_xls = scanner.scan_bytes("export.xls", b"<html><body><table><tr><td>1</td></tr>"
+                                                   b"</table></body></html>")
+    assert html_as_xls.findings == []
+    zip_as_rar = scanner.scan_bytes("photos.rar", zipped({"a.txt": b"x"}))
+    assert zip_as_rar.findings == []
