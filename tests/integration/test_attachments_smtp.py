@@ -325,3 +325,23 @@ def test_swaks_eicar_attachment_is_refused(make_gateway: MakeGW, relay_config: C
     assert "<~* 550-5.7.1 Message refusé par vigie" in r.stdout, r.stdout + r.stderr
     assert "fichier de test antivirus EICAR" in r.stdout
     assert upstream.messages == []
+
+
+async def test_a_scan_that_fails_is_a_temporary_failure_never_a_pass(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from gateway.scan import pdf as pdf_module
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("Mme Durand 185057800608491")  # text that must not be logged
+
+    monkeypatch.setattr(pdf_module, "scan_pdf", broken)
+    cfg = Config()
+    cfg.storage.data_dir = str(tmp_path)
+    engine = Engine(cfg)
+    raw = mail("camille@cabinet-kine.fr", "Bilan", "Ci-joint.", [
+        ("bilan.pdf", make_pdf(["Bilan"]), "application/pdf")], sender="a@exemple.com")
+    decision = await engine.screen(inbound(raw))
+    assert decision.action == "tempfail"
+    assert "ATT_ERROR" in decision.symbols
+    assert "RuntimeError" in caplog.text and "185057800608491" not in caplog.text
