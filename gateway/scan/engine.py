@@ -78,6 +78,8 @@ class Scanner:
         self.clamd_timeout = clamd_timeout
         self.whole_file = WHOLE_FILE
         folder = rules_dir or _default_rules_dir()
+        if not (folder / "banned_types.toml").exists():  # a rules folder from before issue 5
+            folder = _default_rules_dir()
         self.banned = BannedTypes.load(folder / "banned_types.toml")
         self._lock = threading.Lock()
         self._rules: RuleSet = compile_rules(yara_dir)

@@ -545,3 +545,26 @@ def test_common_harmless_mismatches_are_not_flagged(scanner: Scanner) -> None:
     assert html_as_xls.findings == []
     zip_as_rar = scanner.scan_bytes("photos.rar", zipped({"a.txt": b"x"}))
     assert zip_as_rar.findings == []
+
+
+def test_banned_types_file_errors_and_fallback(tmp_path: Path) -> None:
+    (tmp_path / "banned_types.toml").write_text(
+        '[types.x]\nfr = "x"\nen = "x"\nextensions = ["exe"]\ninbound = "forbidden"\n')
+    with pytest.raises(ScanConfigError) as err:
+        Scanner(rules_dir=tmp_path)
+    assert "[types.x]" in str(err.value) and "malicious" in str(err.value)
+    (tmp_path / "banned_types.toml").write_text("[types.x\n")
+    with pytest.raises(ScanConfigError) as err:
+        Scanner(rules_dir=tmp_path)
+    assert err.value.line == 1
+    # a rules folder without the file (made before it existed) uses the shipped one
+    other = tmp_path / "old-rules"
+    other.mkdir()
+    assert Scanner(rules_dir=other).scan_bytes("a.exe", PE).verdict is Verdict.MALICIOUS
+    # a local list can allow a type per direction
+    (tmp_path / "banned_types.toml").write_text(
+        '[types.iso]\nkinds = ["iso"]\nextensions = ["iso"]\ninbound = "malicious"\n'
+        'outbound = "allow"\n')
+    local = Scanner(rules_dir=tmp_path)
+    assert local.scan_bytes("cd.iso", iso_image(), direction="outbound").findings == []
+    assert local.scan_bytes("cd.iso", iso_image(), direction="file").verdict is Verdict.MALICIOUS
