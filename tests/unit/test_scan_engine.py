@@ -320,6 +320,8 @@ def sample(rel: str) -> bytes:
     ("oleobj/sample_with_lnk_file.doc", "SCAN_BANNED_TYPE", Verdict.MALICIOUS),
     ("oleobj/sample_with_calc_embedded.doc", "SCAN_BANNED_TYPE", Verdict.MALICIOUS),
     ("oleobj/embedded-simple-2007.docx", "SCAN_OLE_OBJECT", Verdict.SUSPICIOUS),
+    ("oleobj/sample_with_lnk_file.ppt", "SCAN_BANNED_TYPE", Verdict.MALICIOUS),
+    ("oleobj/embedded-simple-2007.ppt", "SCAN_OLE_OBJECT", Verdict.SUSPICIOUS),
 ])
 def test_oletools_samples(scanner: Scanner, rel: str, expected: str, verdict: Verdict) -> None:
     name = rel.rsplit("/", 1)[-1].removesuffix(".zip")
