@@ -570,3 +570,33 @@ def test_banned_types_file_errors_and_fallback(tmp_path: Path) -> None:
     local = Scanner(rules_dir=tmp_path)
     assert local.scan_bytes("cd.iso", iso_image(), direction="outbound").findings == []
     assert local.scan_bytes("cd.iso", iso_image(), direction="file").verdict is Verdict.MALICIOUS
+
+
+def _ole1(class_name: bytes, payload: bytes) -> bytes:
+    """An OLE 1.0 embedded object, as RTF's \\objdata holds it."""
+    name = class_name + b"\0"
+    return (struct.pack("<III", 0x0501, 2, len(name)) + name + struct.pack("<III", 0, 0,
+            len(payload)) + payload)
+
+
+def _package(filename: bytes, data: bytes) -> bytes:
+    """An OLE "Package" (a file dropped into a document): name, paths, then the bytes."""
+    temp = b"C:\\Temp\\" + filename + b"\0"
+    return (struct.pack("<H", 2) + filename + b"\0" + b"C:\\Docs\\" + filename + b"\0"
+            + bytes(8) + temp + struct.pack("<I", len(data)) + data)
+
+
+def _rtf_object(class_name: str, objdata: bytes) -> bytes:
+    return (r"{\rtf1\ansi{\object\objemb{\*\objclass " + class_name + r"}\objw100\objh100"
+            r"{\*\objdata " + objdata.hex() + "}}}").encode()
+
+
+def test_rtf_equation_object_and_embedded_program(scanner: Scanner) -> None:
+    equation = _rtf_object("Equation.3", _ole1(b"Equation.3", b"\x1c\x00" + bytes(60)))
+    report = scanner.scan_bytes("devis.rtf", equation)
+    assert symbols(report) == {"SCAN_OLE_OBJECT"} and report.verdict is Verdict.MALICIOUS
+    package = _rtf_object("Package", _ole1(b"Package", _package(b"facture.exe", PE)))
+    report = scanner.scan_bytes("devis.rtf", package)
+    assert report.verdict is Verdict.MALICIOUS
+    assert "devis.rtf/facture.exe" in {f.path for f in report.findings
+                                       if f.symbol == "SCAN_BANNED_TYPE"}
