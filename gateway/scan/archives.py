@@ -14,8 +14,10 @@ import gzip
 import io
 import itertools
 import lzma
+import struct
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Callable
 from typing import IO, Any
 
@@ -110,16 +112,72 @@ def scan_zip_file(walk: Walk, path: str, raw: IO[bytes], size: int, depth: int) 
             walk.check_time(member)
             if walk.files + 1 > walk.limits.max_files:
                 walk.child(member, info.filename, b"", depth + 1)  # reports the limit
-            try:
-                with zf.open(info) as f:
-                    content = read_bounded(walk, member, f, since(raw, info.header_offset))
-            except Stop:
-                raise
-            except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError,
-                    RuntimeError, zlib_error()):
+            content = member_bytes(walk, member, raw, zf, info)
+            if content is None:
                 unreadable(walk, member, "fichier d'archive", "archive member")
                 continue
             walk.child(member, info.filename, content, depth + 1)
+
+
+def member_bytes(walk: Walk, path: str, raw: IO[bytes], zf: zipfile.ZipFile,
+                 info: zipfile.ZipInfo) -> bytes | None:
+    """One member's bytes, expanded within the walk's limits; None when unreadable.
+
+    Deflated and stored members are inflated here rather than by zipfile, which
+    stops at the size the header declares: a header that lies about the size (to
+    hide a bomb's ratio) is caught by inflating past it.
+    """
+    try:
+        if info.compress_type in (zipfile.ZIP_DEFLATED, zipfile.ZIP_STORED):
+            return _inflate(walk, path, raw, info)
+        with zf.open(info) as f:
+            return read_bounded(walk, path, f, since(raw, info.header_offset))
+    except Stop:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError,
+            RuntimeError, struct.error, zlib.error):
+        return None
+
+
+def _inflate(walk: Walk, path: str, raw: IO[bytes], info: zipfile.ZipInfo) -> bytes | None:
+    raw.seek(info.header_offset)
+    local = raw.read(30)
+    if len(local) < 30 or local[:4] != b"PK\x03\x04":
+        return None
+    name_len, extra_len = struct.unpack_from("<HH", local, 26)
+    raw.seek(info.header_offset + 30 + name_len + extra_len)
+    left = info.compress_size
+    inflater = zlib.decompressobj(-15) if info.compress_type == zipfile.ZIP_DEFLATED else None
+    out = io.BytesIO()
+    total = consumed = 0
+    crc = 0
+    while left > 0 or (inflater is not None and inflater.unconsumed_tail):
+        walk.check_time(path)
+        if inflater is not None and inflater.unconsumed_tail:
+            piece = inflater.unconsumed_tail
+        else:
+            piece = raw.read(min(64 * 1024, left))
+            if not piece:
+                return None  # truncated
+            left -= len(piece)
+            consumed += len(piece)
+        data = inflater.decompress(piece, CHUNK) if inflater is not None else piece
+        if data:
+            walk.spent(path, len(data), None)
+            total += len(data)
+            if total > info.file_size and total > RATIO_FLOOR:
+                walk.bomb(path, f"le fichier annonce {info.file_size} octets et en contient "
+                          "bien plus (taille falsifiée pour cacher une bombe)",
+                          f"the member declares {info.file_size} bytes and holds far more "
+                          "(size forged to hide a bomb)")
+            walk.ratio(path, total, consumed)
+            crc = zlib.crc32(data, crc)
+            out.write(data)
+        if inflater is not None and inflater.eof:
+            break
+    if total != info.file_size or crc != info.CRC:
+        return None
+    return out.getvalue()
 
 
 def since(raw: IO[bytes], start: int) -> Callable[[], int]:
@@ -128,7 +186,6 @@ def since(raw: IO[bytes], start: int) -> Callable[[], int]:
 
 
 def zlib_error() -> type[Exception]:
-    import zlib
     return zlib.error
 
 

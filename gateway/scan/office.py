@@ -19,7 +19,7 @@ with warnings.catch_warnings():
     from oletools import crypto, msodde, oleobj, rtfobj
     from oletools.olevba import VBA_Parser
 
-from gateway.scan.archives import encrypted, read_bounded, since, unreadable, zlib_error
+from gateway.scan.archives import encrypted, member_bytes, unreadable, zlib_error
 from gateway.scan.report import Verdict
 from gateway.scan.walk import Stop, Walk
 
@@ -186,17 +186,10 @@ def scan_package(walk: Walk, path: str, data: bytes, depth: int, kind: str) -> N
             return
 
         def read(name: str) -> bytes | None:
-            info = zf.getinfo(name)
-            try:
-                with zf.open(info) as f:
-                    return read_bounded(walk, f"{path}/{name}", f,
-                                        since(raw, info.header_offset))
-            except Stop:
-                raise
-            except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError,
-                    zlib_error()):
+            content = member_bytes(walk, f"{path}/{name}", raw, zf, zf.getinfo(name))
+            if content is None:
                 unreadable(walk, f"{path}/{name}", "partie de document", "document part")
-                return None
+            return content
 
         lower = {n.lower(): n for n in names}
         if kind == "ooxml":

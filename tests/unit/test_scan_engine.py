@@ -172,6 +172,17 @@ def test_ten_gib_zip_bomb_is_given_up_at_once(scanner: Scanner) -> None:
     assert "SCAN_BOMB" in symbols(report)
 
 
+def test_bomb_whose_headers_lie_about_its_size_is_caught_while_inflating(
+        scanner: Scanner) -> None:
+    report = scanner.scan_bytes("sauvegarde.zip", zip_bomb(lie=True))
+    assert symbols(report) == {"SCAN_BOMB"}
+    assert report.children == 0
+    generous = Scanner(ScanLimits(max_ratio=10 ** 9))  # no ratio: the size lie alone
+    report = generous.scan_bytes("sauvegarde.zip", zip_bomb(2, 64 * 1024 * 1024, lie=True))
+    assert symbols(report) == {"SCAN_BOMB"}
+    assert "forged" in report.findings[0].reason.en
+
+
 def test_bomb_that_hides_its_ratio_stops_at_the_byte_budget() -> None:
     limits = ScanLimits(max_ratio=10 ** 9, max_expanded=8 * 1024 * 1024)
     report = Scanner(limits).scan_bytes("resultats.zip", zip_bomb(2, 64 * 1024 * 1024))
