@@ -108,8 +108,18 @@ class AttachmentCheck:
 
     def _scan_all(self, files: list[tuple[str, bytes]], direction: str) -> list[FileReport]:
         deadline = time.monotonic() + self.timeout
-        return [self.scanner.scan_bytes(name, data, direction=direction, deadline=deadline)
-                for name, data in files]
+        reports: list[FileReport] = []
+        for name, data in files:
+            if time.monotonic() >= deadline:  # the message's time is spent: say so
+                reports.append(FileReport(name, len(data), "", "", Verdict.NOT_INSPECTED, [
+                    FileFinding("SCAN_LIMIT", Verdict.NOT_INSPECTED, Reason(
+                        f"non inspecté : délai de {self.timeout:g} s dépassé pour le message",
+                        f"not inspected: the message's {self.timeout:g} s time limit was "
+                        "reached"), name)]))
+                continue
+            reports.append(self.scanner.scan_bytes(name, data, direction=direction,
+                                                   deadline=deadline))
+        return reports
 
     def findings(self, reports: list[FileReport], direction: Direction) -> list[Finding]:
         by_level: dict[Verdict, list[FileFinding]] = {}
@@ -136,8 +146,21 @@ class AttachmentCheck:
                     "whoever looks after the practice's computers"))
             outcome = Outcome.ERROR if verdict is Verdict.ERROR else Outcome.HIT
             out.append(Finding(self.name, SYMBOLS[verdict], outcome, tuple(reasons),
-                               tuple(sorted({f.symbol for f in found}))))
+                               tuple(sorted({f.symbol for f in found})),
+                               {"files": [_summary(r) for r in reports
+                                          if any(f.verdict is verdict for f in r.findings)]}))
         return out
+
+
+def _summary(report: FileReport) -> dict[str, object]:
+    """One scanned attachment for the record (held mail, console): names masked."""
+    return {"name": mask_numbers(report.name), "size": report.size, "mime": report.mime,
+            "verdict": report.verdict.value,
+            "findings": [{"symbol": f.symbol, "verdict": f.verdict.value,
+                          "path": mask_numbers(f.path),
+                          "reason": {"fr": mask_numbers(f.reason.fr),
+                                     "en": mask_numbers(f.reason.en)}}
+                         for f in report.findings]}
 
 
 def reload_on_sighup(loop: asyncio.AbstractEventLoop, checks: Sequence[object]) -> None:

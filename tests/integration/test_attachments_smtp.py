@@ -345,3 +345,19 @@ async def test_a_scan_that_fails_is_a_temporary_failure_never_a_pass(
     assert decision.action == "tempfail"
     assert "ATT_ERROR" in decision.symbols
     assert "RuntimeError" in caplog.text and "185057800608491" not in caplog.text
+
+
+async def test_findings_carry_masked_per_file_details_and_the_time_limit_holds() -> None:
+    check = AttachmentCheck(Scanner(), timeout=15)
+    raw = mail("camille@cabinet-kine.fr", "x", "x", [
+        ("bilan-185057800608491.pdf.exe", b"MZ" + bytes(300), "application/octet-stream"),
+        ("note.txt", b"bonjour", "text/plain")], sender="a@exemple.com")
+    findings = await check.run(inbound(raw))
+    (malicious,) = [f for f in findings if f.symbol == "ATT_MALICIOUS"]
+    (entry,) = malicious.extra["files"]
+    assert entry["name"] == "bilan-18505••••••••91.pdf.exe"
+    assert "185057800608491" not in repr(malicious)
+    # past the message's time limit, the files left are reported, not scanned
+    slow = AttachmentCheck(Scanner(), timeout=0.0)
+    findings = await slow.run(inbound(raw))
+    assert [f.symbol for f in findings] == ["ATT_NOT_INSPECTED"]
