@@ -263,12 +263,45 @@ def _validate_directory(cfg: Config, fail: Fail) -> None:
 
 @dataclass
 class ScanConfig:
-    # fields: issue 5
-    pass
+    # Attachments of mail in both directions are scanned (gateway/scan/).
+    enabled: bool = True
+    # Archives: nesting depth, files looked at, bytes expanded (in total), and the
+    # expansion ratio past which an archive is a "bomb" (given up, never expanded).
+    max_depth: int = 5
+    max_files: int = 1000
+    max_expanded: int = 100 * 1024 * 1024
+    max_ratio: int = 200
+    # Whole-scan budget per file or message, in seconds (then: not inspected).
+    timeout: float = 15.0
+    # YARA: the project's rules, plus *.yar / *.yara files of this folder.
+    yara_dir: str = ""
+    yara_timeout: float = 10.0
+    # Optional ClamAV daemon: "/run/clamav/clamd.ctl" or "127.0.0.1:3310"; empty = none.
+    clamd: str = ""
+    clamd_timeout: float = 30.0
 
 
 def _validate_scan(cfg: Config, fail: Fail) -> None:
-    pass
+    scan = cfg.scan
+    for key in ("max_depth", "max_files", "max_expanded", "max_ratio"):
+        if getattr(scan, key) < 1:
+            fail("scan", key, "doit valoir au moins 1", "must be at least 1")
+    if scan.max_depth > 20:
+        fail("scan", "max_depth", "au plus 20", "at most 20")
+    if scan.max_expanded > 4 * 1024 ** 3:
+        fail("scan", "max_expanded", "au plus 4 Gio (4294967296)", "at most 4 GiB")
+    for key in ("timeout", "yara_timeout", "clamd_timeout"):
+        if getattr(scan, key) <= 0:
+            fail("scan", key, "doit être strictement positif", "must be greater than 0")
+    if scan.yara_dir and not Path(scan.yara_dir).expanduser().is_dir():
+        fail("scan", "yara_dir", f"dossier introuvable : {scan.yara_dir}",
+             f"folder not found: {scan.yara_dir}")
+    if scan.clamd and not (scan.clamd.startswith("/") or re.fullmatch(
+            r"[A-Za-z0-9.\-]+:\d{1,5}|\[[0-9A-Fa-f:.]+\]:\d{1,5}", scan.clamd)):
+        fail("scan", "clamd", f"attendu un chemin de socket (\"/run/clamav/clamd.ctl\") ou "
+             f"\"hôte:port\" (reçu : {scan.clamd!r})",
+             f"expected a socket path (\"/run/clamav/clamd.ctl\") or \"host:port\" "
+             f"(got: {scan.clamd!r})")
 
 
 # --- issue 6: quarantine, digest, web console, Signal Spam ------------------
