@@ -315,6 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     # --- directory (issue 4) ---
 
     # --- scan, usb (issue 5) ---
+    from gateway.scan.cli import register as register_scan
+
+    register_scan(sub, common)
 
     # --- digest, quarantine (issue 6) ---
 
