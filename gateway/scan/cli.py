@@ -27,7 +27,6 @@ from rich.progress import Progress as RichProgress
 from rich.table import Table
 from rich.text import Text
 
-from gateway.scan.report import COUNT_ROWS, human_duration, human_size, json_dumps, write_reports
 from gateway.scan.station import (
     EXIT_ERROR,
     Entry,
@@ -36,6 +35,13 @@ from gateway.scan.station import (
     WalkHooks,
     run_scan,
     safe_text,
+)
+from gateway.scan.station_report import (
+    COUNT_ROWS,
+    human_duration,
+    human_size,
+    json_dumps,
+    write_reports,
 )
 
 EXIT_INTERRUPTED = 130

@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.scan.report import write_reports
 from gateway.scan.station import (
     FileScanner,
     QuarantineFolder,
@@ -27,6 +26,7 @@ from gateway.scan.station import (
     run_scan,
     safe_text,
 )
+from gateway.scan.station_report import write_reports
 
 log = logging.getLogger("vigie.usb")
 
