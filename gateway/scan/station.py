@@ -361,8 +361,7 @@ class ScanRun:
             "exit_code": self.exit_code(), "counts": self.counts(),
         }
         out.update(extra)
-        if self.quarantine_dir:
-            out["quarantine_dir"] = safe_text(self.quarantine_dir)
+        out["quarantine_dir"] = safe_text(self.quarantine_dir) if self.quarantine_dir else None
         out["files"] = [r.to_json() for r in self.results]
         out["problems"] = [p.to_json() for p in self.problems]
         return out
