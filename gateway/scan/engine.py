@@ -16,105 +16,31 @@ Findings hold file names chosen by the sender, never file contents.
 
 from __future__ import annotations
 
-import enum
+import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from gateway.verdict import Reason
+from gateway.scan import archives, clamav, htmlscan, office, pdf
+from gateway.scan.filetypes import BannedTypes, FileType, check_name, extension, true_type
+from gateway.scan.report import FileFinding, FileReport, ScanConfigError, Verdict, worst
+from gateway.scan.walk import Stop, Walk
+from gateway.scan.yarascan import RuleSet, compile_rules, match
 
 if TYPE_CHECKING:
     from gateway.config import Config
 
+__all__ = ["FileFinding", "FileReport", "ScanConfigError", "ScanLimits", "Scanner", "Verdict",
+           "worst"]
 
-class Verdict(enum.StrEnum):
-    """How bad a file (or one finding) is; compare with ``severity``."""
+log = logging.getLogger("vigie.scan")
 
-    CLEAN = "CLEAN"
-    NOT_INSPECTED = "NOT_INSPECTED"
-    ERROR = "ERROR"
-    SUSPICIOUS = "SUSPICIOUS"
-    MALICIOUS = "MALICIOUS"
-
-    @property
-    def severity(self) -> int:
-        return _SEVERITY[self]
-
-    @property
-    def fr(self) -> str:
-        return _VERDICT_FR[self]
-
-
-_SEVERITY = {Verdict.CLEAN: 0, Verdict.NOT_INSPECTED: 1, Verdict.ERROR: 2,
-             Verdict.SUSPICIOUS: 3, Verdict.MALICIOUS: 4}
-_VERDICT_FR = {Verdict.CLEAN: "sain", Verdict.NOT_INSPECTED: "non inspecté",
-               Verdict.ERROR: "erreur d'analyse", Verdict.SUSPICIOUS: "suspect",
-               Verdict.MALICIOUS: "malveillant"}
-
-
-def worst(verdicts: Any) -> Verdict:
-    """The most severe of ``verdicts`` (CLEAN when empty)."""
-    out = Verdict.CLEAN
-    for v in verdicts:
-        if v.severity > out.severity:
-            out = v
-    return out
-
-
-@dataclass(frozen=True, slots=True)
-class FileFinding:
-    """One thing found in a file.
-
-    ``symbol``: SCAN_BANNED_TYPE, SCAN_TYPE_MISMATCH, SCAN_DOUBLE_EXT, SCAN_RTLO,
-    SCAN_NAME_SPACES, SCAN_BOMB, SCAN_LIMIT, SCAN_ENCRYPTED, SCAN_NOT_INSPECTED,
-    SCAN_VBA_MACRO, SCAN_XLM_MACRO, SCAN_DDE, SCAN_REMOTE_TEMPLATE, SCAN_OLE_OBJECT,
-    SCAN_PDF_JS, SCAN_PDF_ACTION, SCAN_PDF_LAUNCH, SCAN_PDF_EMBEDDED, SCAN_PDF_RICHMEDIA,
-    SCAN_PDF_XFA, SCAN_HTML_SMUGGLING, SCAN_HTML_FORM, SCAN_HTML_REDIRECT, SCAN_YARA,
-    SCAN_CLAMAV, SCAN_ERROR.
-    ``path``: "facture.zip/dossier/x.exe" for a member of an archive.
-    """
-
-    symbol: str
-    verdict: Verdict
-    reason: Reason
-    path: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"symbol": self.symbol, "verdict": self.verdict.value,
-                "reason": self.reason.to_json(), "path": self.path}
-
-
-@dataclass
-class FileReport:
-    """What the engine found in one file. ``children``: files looked at inside it."""
-
-    name: str
-    size: int
-    mime: str
-    description: str
-    verdict: Verdict
-    findings: list[FileFinding] = field(default_factory=list)
-    children: int = 0
-    elapsed: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "size": self.size, "mime": self.mime,
-                "description": self.description, "verdict": self.verdict.value,
-                "findings": [f.to_json() for f in self.findings], "children": self.children,
-                "elapsed": round(self.elapsed, 4)}
-
-
-class ScanConfigError(Exception):
-    """A rule set that does not compile: the file and the line, French then English."""
-
-    def __init__(self, fr: str, en: str, *, file: str | None = None,
-                 line: int | None = None) -> None:
-        self.fr, self.en, self.file, self.line = fr, en, file, line
-        where_fr = f"{file}, ligne {line} : " if file and line else (f"{file} : " if file else "")
-        where_en = f"{file}, line {line}: " if file and line else (f"{file}: " if file else "")
-        super().__init__(f"{where_fr}{fr}\n{where_en}{en}")
+DIRECTIONS = ("inbound", "outbound", "file")
+# scan_path reads a file whole up to this size; past it, only what can be read in
+# place (the start for its type, YARA on the file, a zip's members) is looked at.
+WHOLE_FILE = 128 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +61,11 @@ class ScanLimits:
                    s.yara_timeout)
 
 
+def _default_rules_dir() -> Path:
+    from importlib import resources
+    return Path(str(resources.files("gateway.rules_data")))
+
+
 class Scanner:
     """The engine. Build it once (``from_config``); scan from any thread."""
 
@@ -145,8 +76,10 @@ class Scanner:
         self.yara_dir = yara_dir
         self.clamd = clamd
         self.clamd_timeout = clamd_timeout
-        self.rules_dir = rules_dir
+        folder = rules_dir or _default_rules_dir()
+        self.banned = BannedTypes.load(folder / "banned_types.toml")
         self._lock = threading.Lock()
+        self._rules: RuleSet = compile_rules(yara_dir)
 
     @classmethod
     def from_config(cls, cfg: Config) -> Scanner:
@@ -156,20 +89,176 @@ class Scanner:
                    clamd=cfg.scan.clamd, clamd_timeout=cfg.scan.clamd_timeout,
                    rules_dir=rules_dir(cfg))
 
+    @property
+    def rule_files(self) -> tuple[str, ...]:
+        return self._rules.files
+
     def reload(self) -> None:
         """Recompile the YARA rules; on error raise ScanConfigError, keep the old ones."""
+        with self._lock:
+            fresh = compile_rules(self.yara_dir)  # raises before anything is replaced
+            self._rules = fresh
+        log.info("YARA rules reloaded (%d files)", len(fresh.files))
 
-    def scan_bytes(self, name: str, data: bytes) -> FileReport:
-        """Scan one file held in memory (an attachment)."""
-        from gateway.scan.filetypes import check_name, true_type
+    # --- scanning ------------------------------------------------------
+    def scan_bytes(self, name: str, data: bytes, *, direction: str = "inbound") -> FileReport:
+        """Scan one file held in memory (an attachment). ``direction``: "inbound",
+        "outbound" or "file" (a USB key's file), for the banned-type verdicts."""
         start = time.monotonic()
+        label = name or "fichier"
         ftype = true_type(data)
-        findings = check_name(name, ftype, name or "file")
-        return FileReport(name=name, size=len(data), mime=ftype.mime,
-                          description=ftype.description,
-                          verdict=worst(f.verdict for f in findings), findings=findings,
+        walk = Walk(self.limits, direction if direction in DIRECTIONS else "inbound",
+                    len(data), self._child)
+        try:
+            self._scan(walk, label, name, data, 0, ftype)
+        except Stop:
+            pass
+        except Exception as exc:
+            # A bug or a library failing on a file: never a pass. The text of the
+            # exception may quote the file, so only its type is logged.
+            log.error("scan of one file failed: %s", type(exc).__name__)
+            walk.add("SCAN_ERROR", Verdict.ERROR, "erreur pendant l'analyse du fichier",
+                     "error while scanning the file", label)
+        if self.clamd:
+            self._clamav(walk, label, data)
+        return self._report(walk, name, len(data), ftype, start)
+
+    def scan_path(self, path: Path, *, direction: str = "file") -> FileReport:
+        """Scan one file on disk (a USB key's file); a big file is not read whole."""
+        path = Path(path)
+        size = path.stat().st_size
+        if size <= WHOLE_FILE:
+            return self.scan_bytes(path.name, path.read_bytes(), direction=direction)
+        start = time.monotonic()
+        with path.open("rb") as f:
+            head = f.read(1024 * 1024)
+        ftype = true_type(head)
+        walk = Walk(self.limits, direction, size, self._child)
+        label = path.name
+        try:
+            check_name(walk, path.name, ftype, label, self.banned)
+            self._banned(walk, label, path.name, ftype)
+            self._yara_file(walk, label, path)
+            if ftype.kind == "zip":
+                with path.open("rb") as f:
+                    archives.scan_zip_file(walk, label, f, size, 0)
+            else:
+                walk.limit(label, "fichier trop gros pour être lu en entier",
+                           "file too big to be read whole")
+        except Stop:
+            pass
+        except Exception as exc:
+            log.error("scan of one file failed: %s", type(exc).__name__)
+            walk.add("SCAN_ERROR", Verdict.ERROR, "erreur pendant l'analyse du fichier",
+                     "error while scanning the file", label)
+        return self._report(walk, path.name, size, ftype, start)
+
+    # --- internals -----------------------------------------------------
+    def _report(self, walk: Walk, name: str, size: int, ftype: FileType,
+                start: float) -> FileReport:
+        return FileReport(name=name, size=size, mime=ftype.mime, description=ftype.description,
+                          verdict=worst(f.verdict for f in walk.findings),
+                          findings=list(walk.findings), children=walk.files,
                           elapsed=time.monotonic() - start)
 
-    def scan_path(self, path: Path) -> FileReport:
-        """Scan one file on disk (a USB key's file)."""
-        return self.scan_bytes(path.name, Path(path).read_bytes())
+    def _child(self, walk: Walk, path: str, name: str, data: bytes, depth: int) -> None:
+        self._scan(walk, path, name, data, depth, true_type(data))
+
+    def _scan(self, walk: Walk, path: str, name: str, data: bytes, depth: int,
+              ftype: FileType) -> None:
+        kind = ftype.kind
+        if kind == "zip":
+            kind = office.zip_kind(archives.zip_names(data) or [])
+            ftype = FileType(ftype.mime, ftype.description, kind)
+        elif kind == "text":
+            kind = _text_kind(name, data)
+            ftype = FileType(ftype.mime, ftype.description, kind)
+        check_name(walk, name, ftype, path, self.banned)
+        self._banned(walk, path, name, ftype)
+        match(walk, self._rules, path, data)
+        if kind == "zip":
+            archives.scan_zip(walk, path, data, depth)
+        elif kind == "tar":
+            archives.scan_tar(walk, path, data, depth)
+        elif kind in ("gzip", "bzip2", "xz"):
+            archives.scan_stream(walk, path, name, data, depth, kind)
+        elif kind == "7z":
+            archives.scan_7z(walk, path, data, depth)
+        elif kind in ("ooxml", "odf"):
+            office.scan_package(walk, path, data, depth, kind)
+        elif kind in ("ole", "msi"):
+            office.scan_ole(walk, path, data, depth)
+        elif kind == "encrypted_office":
+            archives.encrypted(walk, path, "document Office", "Office document")
+        elif kind == "rtf":
+            office.scan_rtf(walk, path, data, depth)
+        elif kind == "pdf":
+            pdf.scan_pdf(walk, path, data)
+        elif kind in ("html", "svg"):
+            htmlscan.scan_html(walk, path, data, kind)
+        elif kind == "csv":
+            office.scan_csv(walk, path, data)
+        elif kind == "xml":
+            office.scan_xml(walk, path, data)
+
+    def _banned(self, walk: Walk, path: str, name: str, ftype: FileType) -> None:
+        banned = self.banned.match(ftype.kind, name)
+        if banned is None:
+            return
+        verdict = banned.verdicts.get(walk.direction, banned.verdicts["inbound"])
+        if verdict is Verdict.CLEAN:
+            return
+        if verdict is Verdict.NOT_INSPECTED:
+            walk.add("SCAN_NOT_INSPECTED", verdict, f"{banned.fr} : contenu non inspecté",
+                     f"{banned.en}: contents not inspected", path)
+            return
+        walk.add("SCAN_BANNED_TYPE", verdict, f"type de fichier interdit : {banned.fr}",
+                 f"banned file type: {banned.en}", path)
+
+    def _yara_file(self, walk: Walk, path: str, file: Path) -> None:
+        from gateway.scan.yarascan import yara
+        try:
+            matches = self._rules.rules.match(
+                filepath=str(file), timeout=max(1, round(self.limits.yara_timeout)))
+        except yara.TimeoutError:
+            walk.limit(path, "délai de l'analyse YARA dépassé", "YARA scan timed out")
+            return
+        for m in matches:
+            verdict = (Verdict.SUSPICIOUS if str(m.meta.get("verdict", "")).lower()
+                       == "suspicious" else Verdict.MALICIOUS)
+            fr = str(m.meta.get("fr") or m.meta.get("description") or m.rule)
+            en = str(m.meta.get("en") or m.meta.get("description") or m.rule)
+            walk.add("SCAN_YARA", verdict, f"{fr} (règle {m.rule})", f"{en} (rule {m.rule})",
+                     path)
+
+    def _clamav(self, walk: Walk, path: str, data: bytes) -> None:
+        try:
+            signature = clamav.scan(self.clamd, data, self.clamd_timeout)
+        except clamav.ClamdUnavailable as exc:
+            log.warning("ClamAV not reachable at %s: %s", self.clamd, exc)
+            walk.add("SCAN_CLAMAV_UNAVAILABLE", Verdict.NOT_INSPECTED,
+                     "ClamAV injoignable : fichier non vérifié par ClamAV",
+                     "ClamAV unreachable: file not checked by ClamAV", path)
+            return
+        if signature:
+            walk.add("SCAN_CLAMAV", Verdict.MALICIOUS, f"ClamAV : {signature}",
+                     f"ClamAV: {signature}", path)
+
+
+_CSV_EXT = frozenset({"csv", "tsv", "txt"})
+
+
+def _text_kind(name: str, data: bytes) -> str:
+    """Text files by what they will be opened as: html/svg/xml/csv, else text."""
+    ext = extension(name)
+    head = data[:4096].lstrip().lower()
+    if ext in ("html", "htm", "xhtml", "shtml", "mht", "mhtml") or head.startswith(
+            (b"<!doctype html", b"<html")):
+        return "html"
+    if ext == "svg" or b"<svg" in head:
+        return "svg"
+    if ext == "xml" or head.startswith(b"<?xml"):
+        return "xml"
+    if ext in _CSV_EXT:
+        return "csv"
+    return "text"
