@@ -27,6 +27,9 @@ from rich.progress import Progress as RichProgress
 from rich.table import Table
 from rich.text import Text
 
+from gateway import logs
+from gateway.config import Config, load
+from gateway.scan.engine import ScanConfigError, Scanner
 from gateway.scan.station import (
     EXIT_ERROR,
     Entry,
@@ -56,12 +59,14 @@ def _err(text: str) -> None:
     print(f"vigie: {text}", file=sys.stderr)
 
 
-def _scanner(args: argparse.Namespace) -> Any:
-    """The engine built from the configuration (YARA compiled once)."""
-    from gateway.config import load
-    from gateway.scan.engine import Scanner
-
-    return Scanner.from_config(load(args.config))
+def _scanner(cfg: Config) -> Scanner | None:
+    """The engine built from the configuration (YARA compiled once); None, said on
+    stderr, when the rules do not compile."""
+    try:
+        return Scanner.from_config(cfg)
+    except ScanConfigError as exc:
+        _err(f"règles d'analyse inutilisables / unusable scan rules:\n{exc}")
+        return None
 
 
 # --- progress ---------------------------------------------------------------
@@ -172,7 +177,9 @@ def cmd_scan(args: argparse.Namespace, hooks: WalkHooks | None = None) -> int:
                 return EXIT_ERROR
         quarantine = QuarantineFolder(qdir)
     logging.basicConfig(level=logging.WARNING)
-    scanner = _scanner(args)
+    scanner = _scanner(load(args.config))
+    if scanner is None:
+        return EXIT_ERROR
     show_bar = not args.no_progress and sys.stderr.isatty()
     if show_bar:
         with BarProgress(Console(file=sys.stderr)) as bar:
@@ -202,13 +209,13 @@ def cmd_scan(args: argparse.Namespace, hooks: WalkHooks | None = None) -> int:
 # --- vigie usb watch --------------------------------------------------------
 
 def cmd_usb(args: argparse.Namespace) -> int:
-    from gateway import logs
-    from gateway.config import load
-    from gateway.scan.engine import Scanner
     from gateway.scan.usb import UsbWatcher, media_removable
 
     cfg = load(args.config)
     logs.setup(cfg)
+    scanner = _scanner(cfg)
+    if scanner is None:
+        return EXIT_ERROR
     reports = Path(args.reports_dir).expanduser() if args.reports_dir else (
         cfg.data_dir / "usb-reports")
     quarantine: Path | None = None
@@ -217,7 +224,7 @@ def cmd_usb(args: argparse.Namespace) -> int:
             cfg.data_dir / "usb-quarantine")
     prefixes = tuple(args.removable_under or ())
     watcher = UsbWatcher(
-        Scanner.from_config(cfg), reports_dir=reports, quarantine_dir=quarantine,
+        scanner, reports_dir=reports, quarantine_dir=quarantine,
         mountinfo=Path(args.mountinfo),
         is_removable=media_removable(extra_prefixes=prefixes), jobs=args.jobs,
         interval=args.interval)

@@ -390,11 +390,13 @@ class QuarantineFolder:
         ensure_private_dir(self.root)
 
     def _target(self, entry: Entry) -> Path:
+        """``DIR/<root folder's name>/<path below it>.vigie-quarantaine`` (a file given
+        as a root: ``DIR/<its name>.vigie-quarantaine``). ".." cannot appear (names come
+        from scandir); the suffix and the mode take away the executable look and bit."""
+        if entry.path == entry.root:
+            return self.root / (os.path.basename(entry.rel) + QUARANTINE_SUFFIX)
         base = os.path.basename(os.path.realpath(entry.root).rstrip("/")) or "racine"
-        rel = entry.rel if os.path.isdir(entry.root) else os.path.basename(entry.rel)
-        # ".." cannot appear (names come from scandir); keep the tree, strip the
-        # executable bit through the suffix and the mode.
-        return self.root / base / (rel + QUARANTINE_SUFFIX)
+        return self.root / base / (entry.rel + QUARANTINE_SUFFIX)
 
     def _create_exclusive(self, target: Path) -> tuple[Path, int]:
         """Open a new file at ``target`` (or ``target.1``, ``.2``…): never overwrite."""

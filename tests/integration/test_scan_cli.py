@@ -226,3 +226,51 @@ def test_usb_watch_once_writes_reports_beside_the_data(tmp_path: Path, key: Path
     p = run("usb", "watch", "--once", "--config", str(config), "--mountinfo", str(mountinfo),
             "--removable-under", str(tmp_path))
     assert p.returncode == 0 and len(list((data / "usb-reports").glob("*.json"))) == 1
+
+
+def test_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
+    """stderr a terminal: the rich bar (files, bytes, ETA) is drawn; a pipe: never."""
+    import pty
+    tree = tmp_path / "propre"
+    practice_files(tree)
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.run([*VIGIE, "scan", str(tree)], stdout=subprocess.PIPE, stderr=slave,
+                           text=True, timeout=120, check=False, cwd=ROOT,
+                           env={**os.environ, "COLUMNS": "120", "TERM": "xterm"})
+        os.close(slave)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        os.close(master)
+    assert p.returncode == 0
+    assert b"fichiers" in drawn and b"analyse / scanning" in drawn
+    assert "analyse / scanning" not in p.stdout and "Fichiers analysés" in p.stdout
+    quiet = run("scan", str(tree))  # stderr is a pipe here
+    assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_single_file_root_and_unusable_rules(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "eicar.txt").write_bytes(EICAR)
+    qdir = tmp_path / "q"
+    assert main(["scan", str(tmp_path / "eicar.txt"), "--quarantine", str(qdir),
+                 "--no-progress"]) == 1
+    assert (qdir / ("eicar.txt" + QUARANTINE_SUFFIX)).read_bytes() == EICAR
+    capsys.readouterr()
+
+    rules = tmp_path / "regles"
+    rules.mkdir()
+    (rules / "local.yar").write_text("rule broken { condition: nonsense }\n")
+    config = tmp_path / "vigie.toml"
+    config.write_text(f'[scan]\nyara_dir = "{rules}"\n')
+    assert main(["scan", str(tmp_path), "--config", str(config), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "règles d'analyse inutilisables" in err and "local.yar" in err
