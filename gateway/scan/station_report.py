@@ -6,6 +6,7 @@ whoever filled the key). The web console lists the same JSON files.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,15 @@ def human_size(n: float) -> str:
             return text.replace(".", ",")
         n /= 1000
     return f"{n:.1f} To".replace(".", ",")  # pragma: no cover
+
+
+def local_time(iso: str) -> str:
+    """'2026-11-29T14:21:50Z' -> '29/11/2026 15:21:50 (CET)', in the box's time zone."""
+    try:
+        when = datetime.fromisoformat(iso.replace("Z", "+00:00")).astimezone()
+    except ValueError:
+        return iso
+    return when.strftime("%d/%m/%Y %H:%M:%S (%Z)")
 
 
 def human_duration(seconds: float) -> str:
@@ -77,8 +87,8 @@ th{background:#f3f3f3} td.n{text-align:right;white-space:nowrap}
 <table class="counts">
 <tr><th>Analysé / scanned</th><td class="path">{% for r in report.roots %}{{ r }}{% if not loop.last %}<br>{% endif %}{% endfor %}</td></tr>
 {% if mount %}<tr><th>Support / medium</th><td class="path">{{ mount.label }} ({{ mount.device }}, {{ mount.fstype }}) monté sur {{ mount.mount_point }}</td></tr>{% endif %}
-<tr><th>Début / started</th><td>{{ report.started }}</td></tr>
-<tr><th>Fin / finished</th><td>{{ report.finished }}{% if report.interrupted %} — <strong>interrompue / interrupted</strong>{% endif %}</td></tr>
+<tr><th>Début / started</th><td>{{ when(report.started) }}</td></tr>
+<tr><th>Fin / finished</th><td>{{ when(report.finished) }}{% if report.interrupted %} — <strong>interrompue / interrupted</strong>{% endif %}</td></tr>
 {% for key, fr, en in rows %}<tr><th>{{ fr }} <small>/ {{ en }}</small></th><td class="n">{% if key == "bytes" %}{{ size(counts[key]) }}{% else %}{{ counts[key] }}{% endif %}</td></tr>
 {% endfor %}<tr><th>Durée <small>/ duration</small></th><td class="n">{{ duration(report.duration) }}</td></tr>
 {% if report.quarantine_dir %}<tr><th>Mis de côté dans <small>/ quarantine</small></th><td class="path">{{ report.quarantine_dir }} ({{ counts.quarantined }})</td></tr>{% endif %}
@@ -88,7 +98,7 @@ th{background:#f3f3f3} td.n{text-align:right;white-space:nowrap}
 <table>
 <tr><th>Fichier / file</th><th>Verdict</th><th>Pourquoi / why</th><th>Mis de côté / quarantined</th></tr>
 {% for f in flagged + uninspected %}<tr><td class="path">{{ f.path }}</td><td class="{{ f.verdict }}">{{ verdict_fr(f.verdict) }}</td>
-<td>{% for x in f.findings %}<div><span class="{{ x.verdict }}">{{ x.reason.fr }}</span>{% if x.path and x.path != f.path %} <span class="path">({{ x.path }})</span>{% endif %}<br><span class="en">{{ x.reason.en }} [{{ x.symbol }}]</span></div>{% endfor %}</td>
+<td>{% for x in f.findings %}<div><span class="{{ x.verdict }}">{{ x.reason.fr }}</span>{% if x.path and x.path != f.path.rsplit('/', 1)[-1] %} <span class="path">({{ x.path }})</span>{% endif %}<br><span class="en">{{ x.reason.en }} [{{ x.symbol }}]</span></div>{% endfor %}</td>
 <td class="path">{% if f.get("quarantine") %}{{ f.quarantine.stored }}{% if not f.quarantine.original_removed %}<br>{{ f.quarantine.detail }}{% endif %}{% elif f.get("quarantine_error") %}{{ f.quarantine_error }}{% else %}—{% endif %}</td></tr>
 {% endfor %}</table>
 {% endif %}
@@ -130,7 +140,7 @@ def render_html(report: dict[str, Any]) -> str:
         uninspected=[f for f in files if f["verdict"] in ("NOT_INSPECTED", "ERROR")],
         errors=[p for p in problems if p["error"]],
         skipped=[p for p in problems if not p["error"]],
-        rows=COUNT_ROWS, size=human_size, duration=human_duration,
+        rows=COUNT_ROWS, size=human_size, duration=human_duration, when=local_time,
         verdict_fr=lambda v: VERDICT_FR.get(v, v),
     )
 
