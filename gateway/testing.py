@@ -343,3 +343,46 @@ class GatewayThread:
         self._stopped = True
         self._lt.run(self.gateway.stop())
         self._lt.close()
+
+
+# --- scan engine samples (issue 5): made at test time, never stored ---------------
+
+def eicar() -> bytes:
+    """The EICAR antivirus test file, glued from two halves so no file of ours holds it."""
+    return (b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*")
+
+
+def zip_bomb(members: int = 10, member_size: int = 1024 ** 3) -> bytes:
+    """A zip whose ``members`` files each expand to ``member_size`` zero bytes.
+
+    The default is a 10 GiB bomb of about 10 MB, made in well under a second: one
+    MiB of zeros is deflated once and its byte-aligned block (a full flush resets
+    the window) repeated, which is exactly what deflating the whole would give.
+    Sizes stay under 4 GiB per member so no zip64 record is needed.
+    """
+    import struct
+    import zlib
+
+    mib = 1024 * 1024
+    assert member_size % mib == 0 and member_size < 4 * 1024 ** 3
+    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = comp.compress(bytes(mib)) + comp.flush(zlib.Z_FULL_FLUSH)
+    stream = block * (member_size // mib) + comp.flush()
+    crc = 0
+    zeros = bytes(mib)
+    for _ in range(member_size // mib):
+        crc = zlib.crc32(zeros, crc)
+    out = bytearray()
+    central = bytearray()
+    for i in range(members):
+        name = f"rapport-{i:02d}.txt".encode()
+        offset = len(out)
+        out += struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 8, 0, 0x21, crc, len(stream),
+                           member_size, len(name), 0) + name + stream
+        central += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, 8, 0, 0x21, crc,
+                               len(stream), member_size, len(name), 0, 0, 0, 0, 0,
+                               offset) + name
+    start = len(out)
+    out += central + struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, members, members,
+                                 len(central), start, 0)
+    return bytes(out)

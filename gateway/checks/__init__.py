@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gateway.checks.attachments import AttachmentCheck
 from gateway.checks.hygiene import HygieneCheck
 from gateway.checks.patient_data import PatientDataCheck
 from gateway.config import Config
@@ -13,7 +14,9 @@ def default_checks(cfg: Config) -> list[Check]:
     checks: list[Check] = [HygieneCheck(max_header_size=cfg.limits.header_size)]
     if cfg.patient_data.enabled:
         checks.append(PatientDataCheck.from_config(cfg))
+    if cfg.scan.enabled:
+        checks.append(AttachmentCheck.from_config(cfg))
     return checks
 
 
-__all__ = ["HygieneCheck", "PatientDataCheck", "default_checks"]
+__all__ = ["AttachmentCheck", "HygieneCheck", "PatientDataCheck", "default_checks"]

@@ -25,15 +25,17 @@ from gateway.scan.walk import CHUNK, RATIO_FLOOR, Stop, Walk
 
 def read_bounded(walk: Walk, path: str, f: IO[bytes], consumed: Callable[[], int]) -> bytes:
     """All of ``f``, a chunk at a time, charged to ``walk``; raises Stop past a limit."""
-    buf = bytearray()
+    buf = io.BytesIO()  # getvalue() hands its buffer over without a copy
+    total = 0
     while True:
         walk.check_time(path)
         piece = f.read(CHUNK)
         if not piece:
-            return bytes(buf)
-        buf += piece
+            return buf.getvalue()
         walk.spent(path, len(piece), None)
-        walk.ratio(path, len(buf), consumed())
+        buf.write(piece)
+        total += len(piece)
+        walk.ratio(path, total, consumed())
 
 
 def encrypted(walk: Walk, path: str, what_fr: str, what_en: str) -> None:
@@ -74,7 +76,7 @@ def check_zip_structure(walk: Walk, path: str, zf: zipfile.ZipFile, size: int) -
                       f":1 (limite {limits.max_ratio}:1)",
                       f"declared compression ratio {info.file_size // max(info.compress_size, 1)}"
                       f":1 (limit {limits.max_ratio}:1)")
-    if declared > limits.max_expanded and declared > limits.max_ratio * max(size, 1):
+    if declared > RATIO_FLOOR and declared > limits.max_ratio * max(size, 1):
         walk.bomb(path, f"{declared} octets déclarés pour une archive de {size}",
                   f"{declared} bytes declared for an archive of {size}")
     ordered = sorted(infos, key=lambda i: i.header_offset)
@@ -201,13 +203,15 @@ def scan_stream(walk: Walk, path: str, name: str, data: bytes, depth: int, kind:
 class _Bounded:
     """A py7zr writer that charges every byte to the walk and keeps the member."""
 
-    def __init__(self, walk: Walk, path: str) -> None:
-        self.walk, self.path = walk, path
+    def __init__(self, walk: Walk, path: str, archive_size: int) -> None:
+        self.walk, self.path, self.archive_size = walk, path, archive_size
         self.buf = bytearray()
 
     def write(self, s: bytes | bytearray) -> int:
         self.buf += s
         self.walk.spent(self.path, len(s), None)
+        # py7zr does not say how much it has read: the whole archive is the upper bound
+        self.walk.ratio(self.path, len(self.buf), self.archive_size)
         self.walk.check_time(self.path)
         return len(s)
 
@@ -235,7 +239,7 @@ def scan_7z(walk: Walk, path: str, data: bytes, depth: int) -> None:
 
     class Factory(py7zr.WriterFactory):
         def create(self, filename: str) -> Any:
-            writer = _Bounded(walk, f"{path}/{filename}")
+            writer = _Bounded(walk, f"{path}/{filename}", len(data))
             writers[filename] = writer
             return writer
 
@@ -246,8 +250,7 @@ def scan_7z(walk: Walk, path: str, data: bytes, depth: int) -> None:
                 return
             files = [f for f in archive.list() if not f.is_directory]
             declared = sum(int(f.uncompressed or 0) for f in files)
-            if declared > walk.limits.max_expanded and declared > walk.limits.max_ratio * len(
-                    data):
+            if declared > RATIO_FLOOR and declared > walk.limits.max_ratio * len(data):
                 walk.bomb(path, f"{declared} octets déclarés pour une archive de {len(data)}",
                           f"{declared} bytes declared for an archive of {len(data)}")
             archive.extract(factory=Factory())

@@ -19,8 +19,12 @@ class ClamdUnavailable(Exception):
 def _connect(spec: str, timeout: float) -> socket.socket:
     if spec.startswith("/"):
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(timeout)
-        sock.connect(spec)
+        try:
+            sock.settimeout(timeout)
+            sock.connect(spec)
+        except OSError:
+            sock.close()
+            raise
         return sock
     host, _, port = spec.rpartition(":")
     return socket.create_connection((host.strip("[]"), int(port)), timeout=timeout)

@@ -76,6 +76,7 @@ class Scanner:
         self.yara_dir = yara_dir
         self.clamd = clamd
         self.clamd_timeout = clamd_timeout
+        self.whole_file = WHOLE_FILE
         folder = rules_dir or _default_rules_dir()
         self.banned = BannedTypes.load(folder / "banned_types.toml")
         self._lock = threading.Lock()
@@ -101,14 +102,18 @@ class Scanner:
         log.info("YARA rules reloaded (%d files)", len(fresh.files))
 
     # --- scanning ------------------------------------------------------
-    def scan_bytes(self, name: str, data: bytes, *, direction: str = "inbound") -> FileReport:
+    def scan_bytes(self, name: str, data: bytes, *, direction: str = "inbound",
+                   deadline: float | None = None) -> FileReport:
         """Scan one file held in memory (an attachment). ``direction``: "inbound",
-        "outbound" or "file" (a USB key's file), for the banned-type verdicts."""
+        "outbound" or "file" (a USB key's file), for the banned-type verdicts;
+        ``deadline`` (time.monotonic()) shortens the time limit, for a whole message."""
         start = time.monotonic()
         label = name or "fichier"
         ftype = true_type(data)
         walk = Walk(self.limits, direction if direction in DIRECTIONS else "inbound",
                     len(data), self._child)
+        if deadline is not None:
+            walk.deadline = min(walk.deadline, deadline)
         try:
             self._scan(walk, label, name, data, 0, ftype)
         except Stop:
@@ -127,7 +132,7 @@ class Scanner:
         """Scan one file on disk (a USB key's file); a big file is not read whole."""
         path = Path(path)
         size = path.stat().st_size
-        if size <= WHOLE_FILE:
+        if size <= self.whole_file:
             return self.scan_bytes(path.name, path.read_bytes(), direction=direction)
         start = time.monotonic()
         with path.open("rb") as f:
@@ -175,7 +180,8 @@ class Scanner:
             ftype = FileType(ftype.mime, ftype.description, kind)
         check_name(walk, name, ftype, path, self.banned)
         self._banned(walk, path, name, ftype)
-        match(walk, self._rules, path, data)
+        if kind not in _CONTAINERS:  # their members are matched once expanded
+            match(walk, self._rules, path, data)
         if kind == "zip":
             archives.scan_zip(walk, path, data, depth)
         elif kind == "tar":
@@ -245,7 +251,8 @@ class Scanner:
                      f"ClamAV: {signature}", path)
 
 
-_CSV_EXT = frozenset({"csv", "tsv", "txt"})
+_CONTAINERS = frozenset({"zip", "tar", "gzip", "bzip2", "xz", "7z"})
+_CSV_EXT = frozenset({"csv", "tsv", "tab", "slk", "prn", "dif"})
 
 
 def _text_kind(name: str, data: bytes) -> str:

@@ -1,8 +1,9 @@
 """HTML and SVG attachments: files built by script for download (HTML smuggling),
 forms that post a password elsewhere, automatic redirections, scripts in SVG.
 
-Regexes over the markup, not a browser: what is looked for are the building
-blocks such pages cannot do without.
+Searches over the lower-cased markup, not a browser: what is looked for are the
+building blocks such pages cannot do without. Every pattern starts with a literal
+so that a big page is searched at memory speed.
 """
 
 from __future__ import annotations
@@ -14,55 +15,67 @@ from gateway.scan.report import Verdict
 from gateway.scan.walk import Walk
 
 LIMIT = 32 * 1024 * 1024
-_F = re.IGNORECASE | re.DOTALL
 
-_BLOB = re.compile(r"new\s+Blob\s*\(|msSaveOrOpenBlob|msSaveBlob", _F)
-_OBJURL = re.compile(r"createObjectURL", _F)
-_DOWNLOAD = re.compile(r"\.download\s*=|setAttribute\s*\(\s*['\"]download['\"]|"
-                       r"<a\b[^>]*\bdownload\b", _F)
-_DATA_DL = re.compile(r"<a\b[^>]*\bdownload\b[^>]*href\s*=\s*['\"]?data:|"
-                      r"<a\b[^>]*href\s*=\s*['\"]?data:[^>]*\bdownload\b", _F)
-_BIG_B64 = re.compile(r"['\"][A-Za-z0-9+/=\s\\]{20000,}['\"]")
-_ATOB = re.compile(r"\batob\s*\(|base64ToArrayBuffer|Uint8Array", _F)
-_PASSWORD = re.compile(r"<input\b[^>]*type\s*=\s*['\"]?password", _F)
-_FORM_ACTION = re.compile(r"<form\b[^>]*action\s*=\s*['\"]?\s*(https?:)?//", _F)
-_SEND = re.compile(r"XMLHttpRequest|fetch\s*\(\s*['\"`]?https?://|\$\.(ajax|post)\s*\(|"
-                   r"navigator\.sendBeacon|api\.telegram\.org", _F)
-_META_REFRESH = re.compile(r"<meta\b[^>]*http-equiv\s*=\s*['\"]?refresh[^>]*url\s*=", _F)
-_JS_REDIRECT = re.compile(r"(window\.|document\.|top\.|self\.)?location(\.href)?\s*=\s*['\"`]?"
-                          r"\s*(https?:)?//|location\.(replace|assign)\s*\(", _F)
-_SCRIPT = re.compile(r"<script\b|\bon(load|error|click|mouseover|begin|end)\s*=|"
-                     r"javascript:", _F)
-_OBFUSCATED = re.compile(r"eval\s*\(\s*(atob|unescape|decodeURIComponent|String\.fromCharCode)|"
-                         r"document\.write\s*\(\s*(unescape|atob|decodeURIComponent)", _F)
+
+def _re(*patterns: str) -> tuple[re.Pattern[str], ...]:
+    return tuple(re.compile(p, re.DOTALL) for p in patterns)
+
+
+_BLOB = _re(r"new\s+blob\s*\(", r"mssave(?:oropen)?blob")
+_OBJURL = ("createobjecturl",)
+_DOWNLOAD = _re(r"\.download\s*=", r"setattribute\s*\(\s*['\"]download['\"]",
+                r"<a\s[^>]*\bdownload\b")
+_DATA_DL = _re(r"<a\s[^>]*\bdownload\b[^>]*href\s*=\s*['\"]?data:",
+               r"<a\s[^>]*href\s*=\s*['\"]?data:[^>]*\bdownload\b")
+_BIG_B64 = _re(r"['\"][a-z0-9+/=\s\\]{20000,}['\"]")
+_ATOB = _re(r"atob\s*\(", r"base64toarraybuffer", r"uint8array")
+_PASSWORD = _re(r"<input\s[^>]*type\s*=\s*['\"]?password")
+_FORM_ACTION = _re(r"<form\s[^>]*action\s*=\s*['\"]?\s*(?:https?:)?//")
+_SEND = _re(r"xmlhttprequest", r"fetch\s*\(\s*['\"`]?https?://", r"\$\.(?:ajax|post)\s*\(",
+            r"sendbeacon", r"api\.telegram\.org")
+_REDIRECT = _re(r"<meta\s[^>]*http-equiv\s*=\s*['\"]?refresh[^>]*url\s*=",
+                r"location(?:\.href)?\s*=\s*['\"`]?\s*(?:https?:)?//",
+                r"location\.(?:replace|assign)\s*\(")
+_SCRIPT = _re(r"<script", r"javascript:", r"on(?:load|error|click|mouseover|begin|end)\s*=")
+_OBFUSCATED = _re(r"eval\s*\(\s*(?:atob|unescape|decodeuricomponent|string\.fromcharcode)",
+                  r"document\.write\s*\(\s*(?:unescape|atob|decodeuricomponent)")
+
+
+def _any(text: str, patterns: tuple[re.Pattern[str], ...]) -> bool:
+    return any(p.search(text) for p in patterns)
 
 
 def scan_html(walk: Walk, path: str, data: bytes, kind: str) -> None:
-    text = data[:LIMIT].decode("utf-8", "replace")
-    if text.startswith(("\ufeff", "\xff\xfe", "\xfe\xff")) or "\x00" in text[:200]:
+    head = data[:LIMIT]
+    text = head.decode("utf-8", "replace")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head[:200]:
         with contextlib.suppress(UnicodeDecodeError):
-            text = data[:LIMIT].decode("utf-16")
-    blob = _BLOB.search(text) is not None
-    if (blob and (_OBJURL.search(text) or "msSaveOrOpenBlob" in text) and (
-            _DOWNLOAD.search(text) or "msSave" in text)) or _DATA_DL.search(text):
+            text = head.decode("utf-16")
+    text = text.lower()
+    # cheap substring tests first: most patterns need a word that ordinary pages lack
+    blob = "blob" in text and _any(text, _BLOB)
+    if (blob and ("createobjecturl" in text or "mssave" in text)
+            and (_any(text, _DOWNLOAD) or "mssave" in text)) or (
+                "data:" in text and "download" in text and _any(text, _DATA_DL)):
         walk.add("SCAN_HTML_SMUGGLING", Verdict.MALICIOUS,
                  "page qui fabrique un fichier à télécharger (« HTML smuggling »)",
                  "page that builds a file to download (HTML smuggling)", path)
-    elif blob and _ATOB.search(text) and _BIG_B64.search(text):
+    elif blob and _any(text, _ATOB) and _any(text, _BIG_B64):
         walk.add("SCAN_HTML_SMUGGLING", Verdict.SUSPICIOUS,
                  "page qui contient un fichier caché encodé en base64",
                  "page holding a hidden base64-encoded file", path)
-    if _PASSWORD.search(text) and (_FORM_ACTION.search(text) or _SEND.search(text)):
+    if "password" in text and _any(text, _PASSWORD) and (
+            _any(text, _FORM_ACTION) or _any(text, _SEND)):
         walk.add("SCAN_HTML_FORM", Verdict.MALICIOUS,
                  "formulaire qui demande un mot de passe et l'envoie ailleurs (hameçonnage)",
                  "form that asks for a password and sends it elsewhere (phishing)", path)
-    if _META_REFRESH.search(text) or _JS_REDIRECT.search(text):
+    if ("location" in text or "refresh" in text) and _any(text, _REDIRECT):
         walk.add("SCAN_HTML_REDIRECT", Verdict.SUSPICIOUS,
                  "page qui redirige automatiquement vers un autre site",
                  "page that redirects to another site by itself", path)
-    if _OBFUSCATED.search(text):
+    if ("eval" in text or "document.write" in text) and _any(text, _OBFUSCATED):
         walk.add("SCAN_HTML_SCRIPT", Verdict.SUSPICIOUS, "script dissimulé (code encodé exécuté)",
                  "hidden script (encoded code run)", path)
-    if kind == "svg" and _SCRIPT.search(text):
+    if kind == "svg" and _any(text, _SCRIPT):
         walk.add("SCAN_HTML_SCRIPT", Verdict.SUSPICIOUS, "image SVG qui contient un script",
                  "SVG image holding a script", path)

@@ -8,8 +8,16 @@ from __future__ import annotations
 import io
 import logging
 import re
+import warnings
 import zipfile
 from collections.abc import Iterable
+
+with warnings.catch_warnings():
+    # olevba builds its grammar with pyparsing names deprecated since pyparsing 3
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import olefile  # type: ignore[import-untyped]
+    from oletools import crypto, msodde, oleobj, rtfobj
+    from oletools.olevba import VBA_Parser
 
 from gateway.scan.archives import encrypted, read_bounded, since, unreadable, zlib_error
 from gateway.scan.report import Verdict
@@ -51,7 +59,6 @@ _EXEC_WORDS = ("shell", "wscript", "createobject", "powershell", "urldownloadtof
 
 def macros(walk: Walk, path: str, data: bytes, name: str) -> None:
     """VBA and XLM macros, through olevba; auto-run + dangerous calls is malicious."""
-    from oletools.olevba import VBA_Parser
     try:
         parser = VBA_Parser(name or "document", data=data)
     except _OLE_ERRORS:
@@ -121,7 +128,8 @@ def word_fields_dde(xml: bytes) -> bool:
 
 def scan_csv(walk: Walk, path: str, data: bytes) -> None:
     """A CSV cell such as =cmd|' /c calc'!A0 runs a command when opened in Excel."""
-    if _DDE_FORMULA.search(data[:XML_MEMBER_LIMIT]):
+    head = data[:XML_MEMBER_LIMIT]
+    if b"|" in head and _DDE_FORMULA.search(head):
         _dde(walk, path)
 
 
@@ -239,8 +247,6 @@ def scan_package(walk: Walk, path: str, data: bytes, depth: int, kind: str) -> N
 # --- OLE (doc, xls, ppt, embedded objects) ------------------------------------------
 
 def scan_ole(walk: Walk, path: str, data: bytes, depth: int) -> None:
-    import olefile  # type: ignore[import-untyped]
-    from oletools import crypto, msodde
     try:
         ole = olefile.OleFileIO(data)
     except _OLE_ERRORS:
@@ -291,7 +297,6 @@ def scan_ole(walk: Walk, path: str, data: bytes, depth: int) -> None:
 
 
 def _native(stream: bytes) -> tuple[str, bytes]:
-    from oletools import oleobj
     try:
         native = oleobj.OleNativeStream(bindata=stream)
     except _OLE_ERRORS:
@@ -309,7 +314,6 @@ _RTF_TEMPLATE = re.compile(rb"\\\*\s*\\template\s+(https?|\\\\|file:)", re.IGNOR
 
 
 def scan_rtf(walk: Walk, path: str, data: bytes, depth: int) -> None:
-    from oletools import rtfobj
     for m in _RTF_FLDINST.finditer(data):
         text = re.sub(rb"\\[a-z]+-?\d* ?|[{}]", b"", m.group(0)[len(b"\\fldinst"):])
         if _DDE_FIELD.search(text):

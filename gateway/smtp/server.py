@@ -405,6 +405,9 @@ async def serve_forever(cfg: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # issue 5: SIGHUP recompiles the YARA rules (a broken set is refused, the old stays)
+    from gateway.checks.attachments import reload_on_sighup
+    reload_on_sighup(loop, gateway.engine.pipeline.checks)
     try:
         await stop.wait()
     finally:

@@ -187,3 +187,29 @@ def test_environment_reaches_sections_with_underscores() -> None:
                         "VIGIE_PATIENT_DATA_TRUSTED_DOMAINS": "cabinet.fr, chu-x.fr"})
     assert cfg.patient_data.enabled is False
     assert cfg.patient_data.trusted_domains == ["cabinet.fr", "chu-x.fr"]
+
+
+def test_scan_section_defaults_and_values(tmp_path: Path) -> None:
+    cfg = load(environ={"XDG_DATA_HOME": str(tmp_path)})
+    assert cfg.scan.enabled and cfg.scan.max_depth == 5 and cfg.scan.clamd == ""
+    rules = tmp_path / "yara"
+    rules.mkdir()
+    p = write(tmp_path, f'[scan]\nmax_ratio = 50\nyara_dir = "{rules}"\n'
+                        'clamd = "127.0.0.1:3310"\n')
+    cfg = load(p, environ={"VIGIE_SCAN_TIMEOUT": "5"})
+    assert (cfg.scan.max_ratio, cfg.scan.yara_dir, cfg.scan.clamd, cfg.scan.timeout) == (
+        50, str(rules), "127.0.0.1:3310", 5.0)
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ("[scan]\nmax_depth = 0\n", "[scan] max_depth"),
+    ("[scan]\nmax_expanded = 0\n", "[scan] max_expanded"),
+    ("[scan]\ntimeout = 0\n", "[scan] timeout"),
+    ('[scan]\nyara_dir = "/nonexistent/yara"\n', "[scan] yara_dir"),
+    ('[scan]\nclamd = "clamd"\n', "[scan] clamd"),
+])
+def test_bad_scan_values(tmp_path: Path, text: str, key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load(write(tmp_path, text), environ={})
+    assert err.value.key == key
+    assert err.value.line == 2

@@ -1,0 +1,159 @@
+"""Attachment check: every attached file through the scan engine, off the event loop.
+
+Glue only: walks the message's MIME parts, hands each attachment to
+``gateway.scan.engine.Scanner`` in a worker thread, and turns its findings into
+one finding per verdict level (ATT_MALICIOUS, ATT_SUSPICIOUS, ATT_NOT_INSPECTED,
+ATT_ERROR). The policy decides: by default inbound malicious is held, suspicious
+tagged; outbound malicious is refused with the reasons in French and English.
+File names are shown with long numbers masked (a NIR can be written there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from email.header import decode_header, make_header
+from email.message import Message as EmailPart
+
+from gateway.config import Config, ConfigError
+from gateway.detect.nir import mask_numbers
+from gateway.model import Direction, Message
+from gateway.scan.engine import FileFinding, FileReport, ScanConfigError, Scanner, Verdict
+from gateway.verdict import Finding, Outcome, Reason
+
+log = logging.getLogger("vigie.scan")
+
+SYMBOLS = {Verdict.MALICIOUS: "ATT_MALICIOUS", Verdict.SUSPICIOUS: "ATT_SUSPICIOUS",
+           Verdict.NOT_INSPECTED: "ATT_NOT_INSPECTED", Verdict.ERROR: "ATT_ERROR"}
+SHOWN = 5  # reasons listed per level, then "(+N)": a refusal must stay readable
+
+
+def _filename(part: EmailPart) -> str:
+    try:
+        name = part.get_filename() or ""
+    except Exception:  # a malformed parameter the parser cannot read
+        return ""
+    if "=?" in name:  # an encoded word inside a quoted parameter (Outlook and others)
+        with contextlib.suppress(Exception):
+            name = str(make_header(decode_header(name)))
+    return name.strip()
+
+
+def attachments(msg: EmailPart) -> Iterator[tuple[str, bytes]]:
+    """(file name, decoded bytes) of every attached file, in attached messages too.
+
+    The text of the message itself (text/plain or text/html parts without a name)
+    is not an attachment; any other leaf part is, named or not.
+    """
+    for number, part in enumerate(msg.walk(), start=1):
+        if part.is_multipart():
+            continue
+        name = _filename(part)
+        maintype = part.get_content_maintype()
+        disposition = part.get_content_disposition()
+        if maintype == "message":
+            continue  # parsed attached messages are walked into by msg.walk()
+        if maintype == "text" and not name and disposition != "attachment":
+            continue
+        try:
+            payload = part.get_payload(decode=True)
+        except Exception:
+            payload = None
+        if not isinstance(payload, bytes):
+            raw = part.get_payload()
+            payload = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
+        yield name or f"pièce jointe {number} ({part.get_content_type()})", payload
+
+
+class AttachmentCheck:
+    name = "attachments"
+    description = ("Attachments: true type, banned types, archives and bombs, macros, DDE, "
+                   "PDF and HTML active content, YARA (and ClamAV when configured).")
+
+    def __init__(self, scanner: Scanner, *, timeout: float = 15.0) -> None:
+        self.scanner = scanner
+        self.timeout = timeout
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> AttachmentCheck:
+        """The check with its scanner; a rule that does not compile (YARA, banned types)
+        stops start-up and `vigie config check` with its file and line."""
+        try:
+            scanner = Scanner.from_config(cfg)
+        except ScanConfigError as exc:
+            raise ConfigError(exc.fr, exc.en, file=exc.file, line=exc.line) from None
+        return cls(scanner, timeout=cfg.scan.timeout)
+
+    def reload(self) -> None:
+        """Recompile YARA (SIGHUP); on error the old rules stay and the error is logged."""
+        try:
+            self.scanner.reload()
+        except ScanConfigError as exc:
+            log.error("YARA rules NOT reloaded, the previous ones stay in force: %s",
+                      str(exc).replace("\n", " / "))
+
+    async def run(self, message: Message) -> list[Finding]:
+        files = list(attachments(message.parsed))
+        if not files:
+            return []
+        direction = message.envelope.direction.value
+        # A little more than the engine's own limit: the engine gives up first and says
+        # what it could not inspect; this only guards against a stuck library.
+        async with asyncio.timeout(self.timeout + 5):
+            reports = await asyncio.to_thread(self._scan_all, files, direction)
+        return self.findings(reports, message.envelope.direction)
+
+    def _scan_all(self, files: list[tuple[str, bytes]], direction: str) -> list[FileReport]:
+        deadline = time.monotonic() + self.timeout
+        return [self.scanner.scan_bytes(name, data, direction=direction, deadline=deadline)
+                for name, data in files]
+
+    def findings(self, reports: list[FileReport], direction: Direction) -> list[Finding]:
+        by_level: dict[Verdict, list[FileFinding]] = {}
+        for report in reports:
+            for f in report.findings:
+                by_level.setdefault(f.verdict, []).append(f)
+        out: list[Finding] = []
+        for verdict in (Verdict.MALICIOUS, Verdict.SUSPICIOUS, Verdict.ERROR,
+                        Verdict.NOT_INSPECTED):
+            found = by_level.get(verdict)
+            if not found:
+                continue
+            reasons = [Reason(f"« {mask_numbers(f.path)} » : {f.reason.fr}",
+                              f"'{mask_numbers(f.path)}': {f.reason.en}") for f in found]
+            reasons = list(dict.fromkeys(reasons))
+            if len(reasons) > SHOWN:
+                more = len(reasons) - SHOWN
+                reasons = [*reasons[:SHOWN], Reason(f"(+{more} autres)", f"(+{more} more)")]
+            if verdict is Verdict.MALICIOUS and direction is Direction.OUTBOUND:
+                reasons.append(Reason(
+                    "retirez cette pièce jointe ; si vous pensez qu'elle est saine, faites-la "
+                    "vérifier par la personne qui s'occupe de l'informatique du cabinet",
+                    "remove this attachment; if you believe it is safe, have it checked by "
+                    "whoever looks after the practice's computers"))
+            outcome = Outcome.ERROR if verdict is Verdict.ERROR else Outcome.HIT
+            out.append(Finding(self.name, SYMBOLS[verdict], outcome, tuple(reasons),
+                               tuple(sorted({f.symbol for f in found}))))
+        return out
+
+
+def reload_on_sighup(loop: asyncio.AbstractEventLoop, checks: Sequence[object]) -> None:
+    """Install the SIGHUP handler: recompile the attachment check's YARA rules off the loop."""
+    import signal
+
+    targets = [c for c in checks if isinstance(c, AttachmentCheck)]
+    if not targets:
+        return
+    pending: set[asyncio.Future[None]] = set()
+
+    def reload() -> None:
+        log.info("SIGHUP: reloading YARA rules")
+        for check in targets:
+            future = loop.run_in_executor(None, check.reload)
+            pending.add(future)
+            future.add_done_callback(pending.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, reload)
