@@ -220,8 +220,9 @@ def yara_cli(yara: str, compiled: Path, corpus: Corpus, threads: int) -> tuple[f
 
 
 def vigie_yara(files: list[Path], threads: int) -> tuple[float, int]:
-    """The engine's YARA stage as the engine runs it on a file: the bytes read then
-    ``yarascan.match`` (files up to WHOLE_FILE), else YARA on the path."""
+    """The engine's YARA stage called as the engine calls it: the bytes read then
+    ``yarascan.match`` (files up to WHOLE_FILE), else YARA on the path; over every
+    file, as the CLI (the engine itself skips YARA on compressed containers)."""
     ruleset = compile_rules("")
     limits = ScanLimits()
 
