@@ -230,6 +230,9 @@ def cmd_usb(args: argparse.Namespace) -> int:
         interval=args.interval)
     if args.once:
         done = watcher.poll_once()
+        if not done:
+            logging.getLogger("vigie.usb").info(
+                "aucun support amovible monté / no removable medium mounted")
         return max((r.exit_code for r in done), default=0)
     stop = threading.Event()
 

@@ -226,6 +226,7 @@ def test_usb_watch_once_writes_reports_beside_the_data(tmp_path: Path, key: Path
     p = run("usb", "watch", "--once", "--config", str(config), "--mountinfo", str(mountinfo),
             "--removable-under", str(tmp_path))
     assert p.returncode == 0 and len(list((data / "usb-reports").glob("*.json"))) == 1
+    assert "aucun support amovible monté" in p.stderr
 
 
 def test_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
