@@ -353,9 +353,9 @@ def scan_in_child(path: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="60 MB corpus, 2 rounds")
+    p.add_argument("--quick", action="store_true", help="60 MB corpus, 3 rounds")
     p.add_argument("--mb", type=int, help="corpus size in MB (default 200, quick 60)")
-    p.add_argument("--rounds", type=int, help="rounds per stage (default 3, quick 2)")
+    p.add_argument("--rounds", type=int, help="rounds per stage (default 5, quick 3)")
     p.add_argument("--threads", type=int, default=2, help="threads for the parallel runs")
     p.add_argument("--seed", type=int, default=5)
     p.add_argument("--no-bomb", action="store_true")
@@ -363,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--keep", action="store_true", help="keep the corpus folder")
     args = p.parse_args(argv)
     total = (args.mb or (60 if args.quick else 200)) * MB
-    rounds = args.rounds or (2 if args.quick else 3)
+    rounds = args.rounds or (3 if args.quick else 5)
     yara_bin = shutil.which("yara") or "/usr/bin/yara"
     yarac_bin = shutil.which("yarac") or "/usr/bin/yarac"
     if not (os.access(yara_bin, os.X_OK) and os.access(yarac_bin, os.X_OK)):
@@ -423,17 +423,20 @@ def main(argv: list[str] | None = None) -> int:
             tb = timings[("vigie YARA stage (b)", threads)]
             a, b = ta.best(), tb.best()
             c = timings[("vigie engine (c)", threads)].best()
-            ratio = a / b
-            ratio_median = ta.median() / tb.median()
+            # (a) and (b) run back to back in each round: the ratio within a round is
+            # what the other people's load on the machine disturbs least.
+            paired = sorted(x / y for x, y in zip(ta.seconds, tb.seconds, strict=True))
+            ratio = statistics.median(paired)
             mbps = corpus.bytes / MB / c
             verdict = "OK" if ratio >= TARGET_YARA_RATIO else "MISSED"
-            print(f"{threads} thread(s): YARA stage (b)/(a) throughput = {ratio:.2f} best, "
-                  f"{ratio_median:.2f} median (target ≥ {TARGET_YARA_RATIO:.2f}: {verdict})"
+            print(f"{threads} thread(s): YARA stage (b)/(a) throughput = {ratio:.2f} (median of "
+                  f"the per-round ratios, range {paired[0]:.2f}-{paired[-1]:.2f}; best/best "
+                  f"{a / b:.2f}) (target ≥ {TARGET_YARA_RATIO:.2f}: {verdict})"
                   f"; whole engine (c) = {mbps:.1f} MB/s (target ≥ {TARGET_ENGINE_MBPS:.0f}: "
                   f"{'OK' if mbps >= TARGET_ENGINE_MBPS else 'MISSED'}), engine/yara CLI = "
                   f"{a / c:.2f}")
             results[f"ratio_yara_{threads}"] = ratio
-            results[f"ratio_yara_median_{threads}"] = ratio_median
+            results[f"ratio_yara_rounds_{threads}"] = paired
             results[f"engine_mbps_{threads}"] = mbps
         print("\nwhole engine, 1 thread, by kind of file (time inside Scanner.scan_path):")
         for kind, (count, nbytes, secs) in PER_KIND.items():
