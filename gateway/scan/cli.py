@@ -32,6 +32,7 @@ from gateway.config import Config, load
 from gateway.scan.engine import ScanConfigError, Scanner
 from gateway.scan.station import (
     EXIT_ERROR,
+    VERDICT_FR,
     Entry,
     QuarantineFolder,
     ScanRun,
@@ -134,8 +135,9 @@ def print_summary(run: ScanRun, out: TextIO) -> None:
     for r in run.results:
         if r.verdict.value in ("SUSPICIOUS", "MALICIOUS", "NOT_INSPECTED", "ERROR"):
             style = "bold red" if r.verdict.value == "MALICIOUS" else "yellow"
-            why = "; ".join(f.reason.fr for f in r.report.findings) or r.verdict.fr
-            t = Text(f"{r.verdict.fr.upper()} ", style=style)
+            shown = VERDICT_FR[r.verdict.value]
+            why = "; ".join(f.reason.fr for f in r.report.findings) or shown
+            t = Text(f"{shown.upper()} ", style=style)
             t.append(safe_text(r.entry.path))
             t.append(f" — {why}")
             if r.quarantine:

@@ -35,6 +35,9 @@ MANIFEST_FORMAT = "vigie-quarantine-manifest"
 FORMAT_VERSION = 1
 QUARANTINE_SUFFIX = ".vigie-quarantaine"
 FLAGGED = (Verdict.SUSPICIOUS, Verdict.MALICIOUS)
+# The station's words, matching its summary table («dangereux», not «malveillant»).
+VERDICT_FR = {"CLEAN": "sain", "NOT_INSPECTED": "non inspecté", "ERROR": "erreur d'analyse",
+              "SUSPICIOUS": "suspect", "MALICIOUS": "dangereux"}
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
 
@@ -276,7 +279,7 @@ class FileResult:
         out: dict[str, Any] = {
             "path": safe_text(self.entry.path), "relative": safe_text(self.entry.rel),
             "size": self.entry.size, "mime": r.mime, "description": r.description,
-            "verdict": r.verdict.value, "verdict_fr": r.verdict.fr,
+            "verdict": r.verdict.value, "verdict_fr": VERDICT_FR[r.verdict.value],
             "findings": [{**f.to_json(), "path": safe_text(f.path)} for f in r.findings],
             "children": r.children, "elapsed": round(r.elapsed, 4),
         }

@@ -13,9 +13,8 @@ from typing import Any
 import jinja2
 
 from gateway.quarantine.folder import durable_write_file
+from gateway.scan.station import VERDICT_FR
 
-VERDICT_FR = {"CLEAN": "sain", "NOT_INSPECTED": "non inspecté", "ERROR": "erreur d'analyse",
-              "SUSPICIOUS": "suspect", "MALICIOUS": "dangereux"}
 COUNT_ROWS = (  # (key, French label, English label)
     ("files", "Fichiers analysés", "files scanned"),
     ("bytes", "Octets", "bytes"),
