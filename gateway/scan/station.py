@@ -413,8 +413,9 @@ class QuarantineFolder:
             return candidate, fd
         raise FileExistsError(f"too many files named {target}")
 
-    def move(self, entry: Entry) -> QuarantineRecord:
-        """Move one file in; raises OSError when the file could not be copied."""
+    def copy_in(self, entry: Entry) -> QuarantineRecord:
+        """Copy one file in (fsynced), the original still in place; raises OSError when
+        it could not be copied (nothing is left behind then)."""
         target = self._target(entry)
         parent = target.parent
         parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -442,20 +443,24 @@ class QuarantineFolder:
         finally:
             os.close(src_fd)
         _fsync_dir(stored.parent)
-        removed, detail = True, ""
+        return QuarantineRecord(str(stored.relative_to(self.root)), digest.hexdigest(), False)
+
+    @staticmethod
+    def remove_original(entry: Entry, record: QuarantineRecord) -> None:
+        """Remove the original once its copy is recorded; a refusal (a read-only key)
+        is kept in the record, the copy stays."""
         try:
             os.unlink(entry.path)
             _fsync_dir(Path(entry.path).parent)
+            record.removed = True
         except OSError as exc:
-            removed, detail = False, (
+            record.detail = (
                 f"copié, mais l'original n'a pas pu être supprimé ({exc.strerror}) / copied, "
                 f"but the original could not be removed ({exc.strerror})")
-        return QuarantineRecord(str(stored.relative_to(self.root)), digest.hexdigest(),
-                                removed, detail)
 
     def record(self, results: Sequence[FileResult], when: float) -> None:
-        """Append the moved files to ``manifest.json`` (atomic replace, under a lock
-        shared with other runs writing the same folder)."""
+        """Add (or update, by stored name) the quarantined files in ``manifest.json``
+        (atomic replace, under a lock shared with other runs writing the same folder)."""
         moved = [r for r in results if r.quarantine]
         if not moved:
             return
@@ -481,7 +486,14 @@ class QuarantineFolder:
                 raw = _raw_b64(os.path.abspath(r.entry.path))
                 if raw:
                     item["original_path_b64"] = raw
-                manifest["entries"].append(item)
+                if q.detail:
+                    item["detail"] = q.detail
+                same = [i for i, e in enumerate(manifest["entries"])
+                        if isinstance(e, dict) and e.get("stored") == item["stored"]]
+                if same:
+                    manifest["entries"][same[0]] = item
+                else:
+                    manifest["entries"].append(item)
             data = json.dumps(manifest, ensure_ascii=False, indent=2).encode() + b"\n"
             durable_write_file(self.manifest, data)
 
@@ -584,15 +596,42 @@ def run_scan(scanner: FileScanner, roots: Iterable[str], *, jobs: int = 2,
 
 
 def _quarantine(run: ScanRun, folder: QuarantineFolder) -> None:
+    """Copy every flagged file in, record the copies in the manifest, and only then
+    remove the originals (and record that): a failure at any step leaves each file
+    either in place or in the quarantine with its record, never neither."""
     flagged = run.flagged
     run.quarantine_dir = str(folder.root)
     if not flagged:
         return
-    folder.prepare()
+    try:
+        folder.prepare()
+    except OSError as exc:
+        for r in flagged:
+            r.quarantine_error = (f"non déplacé : dossier de quarantaine inutilisable "
+                                  f"({exc.strerror or exc}) / not moved: unusable quarantine "
+                                  f"folder")
+        return
     for r in flagged:
         try:
-            r.quarantine = folder.move(r.entry)
+            r.quarantine = folder.copy_in(r.entry)
         except OSError as exc:
             r.quarantine_error = (f"non déplacé : {exc.strerror or exc} / not moved: "
                                   f"{exc.strerror or exc}")
-    folder.record(run.results, time.time())
+    when = time.time()
+    try:
+        folder.record(run.results, when)
+    except OSError as exc:
+        for r in flagged:
+            if r.quarantine is not None:
+                with contextlib.suppress(OSError):
+                    (folder.root / r.quarantine.stored).unlink()
+                r.quarantine = None
+                r.quarantine_error = (f"non déplacé : manifest.json non écrit "
+                                      f"({exc.strerror or exc}), fichier laissé en place / not "
+                                      f"moved: manifest.json not written, file left in place")
+        return
+    for r in flagged:
+        if r.quarantine is not None:
+            folder.remove_original(r.entry, r.quarantine)
+    with contextlib.suppress(OSError):  # the copies are recorded; this adds "removed"
+        folder.record(run.results, when)

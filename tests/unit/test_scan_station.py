@@ -343,3 +343,36 @@ def test_json_and_html_reports_escape_hostile_names(tmp_path: Path) -> None:
     assert os.fsencode(t) + b"/bad-latin1-\xe9.txt" == base64.b64decode(latin1["path_b64"])
     assert "Fichiers analysés" in text and "dangereux" in text
     assert "http" not in page.replace("http-equiv", "")  # self-contained: no external asset
+
+
+def test_quarantine_manifest_not_written_leaves_files_in_place(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Disk full when the manifest is written: no file leaves the key unrecorded."""
+    import gateway.scan.station as station
+
+    t = tmp_path / "tree"
+    t.mkdir()
+    (t / "bad.exe").write_bytes(b"MZ")
+
+    def full(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(station, "durable_write_file", full)
+    qdir = tmp_path / "q"
+    run = run_scan(ScriptedScanner(), [str(t)], quarantine=QuarantineFolder(qdir))
+    (r,) = run.flagged
+    assert r.quarantine is None and "manifest.json non écrit" in r.quarantine_error
+    assert (t / "bad.exe").read_bytes() == b"MZ"
+    assert not any(p.is_file() and p.name != ".lock" for p in qdir.rglob("*"))
+    assert "manifest.json non écrit" in render_html(run.to_json())
+
+
+def test_quarantine_folder_unusable(tmp_path: Path) -> None:
+    t = tmp_path / "tree"
+    t.mkdir()
+    (t / "bad.exe").write_bytes(b"MZ")
+    (tmp_path / "q").write_text("a file where the folder should be")
+    run = run_scan(ScriptedScanner(), [str(t)], quarantine=QuarantineFolder(tmp_path / "q"))
+    (r,) = run.flagged
+    assert r.quarantine is None and "dossier de quarantaine inutilisable" in r.quarantine_error
+    assert (t / "bad.exe").exists() and run.exit_code() == EXIT_FINDINGS
