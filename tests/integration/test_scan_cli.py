@@ -275,3 +275,60 @@ def test_single_file_root_and_unusable_rules(tmp_path: Path,
     assert main(["scan", str(tmp_path), "--config", str(config), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "règles d'analyse inutilisables" in err and "local.yar" in err
+
+
+def test_other_file_systems_are_not_entered_unless_asked(tmp_path: Path) -> None:
+    """A real tmpfs mounted inside the tree (needs CAP_SYS_ADMIN: skipped elsewhere)."""
+    tree = tmp_path / "cle"
+    practice_files(tree)
+    inner = tree / "montage"
+    inner.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "vigie",
+                                            str(inner)], capture_output=True,
+                                           check=False).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root with CAP_SYS_ADMIN)")
+    try:
+        (inner / "dedans.txt").write_text("autre système de fichiers\n")
+        p = run("scan", str(tree), "--json", "--no-progress")
+        report = json.loads(p.stdout)
+        assert p.returncode == 0 and "montage/dedans.txt" not in by_rel(report)
+        assert [(Path(x["path"]).name, x["kind"]) for x in report["problems"]] == [
+            ("montage", "other_fs")]
+        p = run("scan", str(tree), "--json", "--no-progress", "--cross-filesystems")
+        assert "montage/dedans.txt" in by_rel(json.loads(p.stdout))
+    finally:
+        subprocess.run(["umount", str(inner)], check=False)
+
+
+def test_usb_watch_service_until_sigterm(tmp_path: Path, key: Path) -> None:
+    """The long-running watcher as systemd runs it: a key appears in the mount table,
+    its report is written, SIGTERM ends the process cleanly."""
+    import signal
+    import time
+
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(MOUNTINFO)
+    data = tmp_path / "data"
+    config = tmp_path / "vigie.toml"
+    config.write_text(f'[storage]\ndata_dir = "{data}"\n')
+    proc = subprocess.Popen(
+        [*VIGIE, "usb", "watch", "--config", str(config), "--mountinfo", str(mountinfo),
+         "--removable-under", str(tmp_path), "--interval", "0.2", "--no-quarantine"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        time.sleep(1.0)
+        with mountinfo.open("a") as fh:
+            fh.write(f"300 22 8:17 / {key} rw,nosuid shared:300 - vfat /dev/sdz1 rw\n")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not list(data.glob("usb-reports/*.html")):
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.1)
+        assert list(data.glob("usb-reports/*-CLE.json"))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "surveillance des supports amovibles" in err
+    assert "clé USB « CLE » détectée" in err and "4 fichier(s) à risque" in err
+    assert "Traceback" not in err
+    assert (key / "eicar.com.txt").exists()  # --no-quarantine: report only
