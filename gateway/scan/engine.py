@@ -78,6 +78,8 @@ class Scanner:
         self.clamd_timeout = clamd_timeout
         self.whole_file = WHOLE_FILE
         folder = rules_dir or _default_rules_dir()
+        if not (folder / "banned_types.toml").exists():  # a rules folder from before issue 5
+            folder = _default_rules_dir()
         self.banned = BannedTypes.load(folder / "banned_types.toml")
         self._lock = threading.Lock()
         self._rules: RuleSet = compile_rules(yara_dir)
@@ -215,6 +217,8 @@ class Scanner:
         if verdict is Verdict.CLEAN:
             return
         if verdict is Verdict.NOT_INSPECTED:
+            if ftype.kind not in banned.kinds:
+                return  # named like a RAR, but a format that was read
             walk.add("SCAN_NOT_INSPECTED", verdict, f"{banned.fr} : contenu non inspecté",
                      f"{banned.en}: contents not inspected", path)
             return

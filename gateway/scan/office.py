@@ -282,6 +282,8 @@ def scan_ole(walk: Walk, path: str, data: bytes, depth: int) -> None:
                 continue
             walk.spent(path, len(stream), None)
             packages.append(_native(stream))
+        if ole.exists("PowerPoint Document"):
+            packages += _ppt_packages(walk, path, data)
     finally:
         ole.close()
     if _DDE_FIELD.search(dde_text.encode()) or _DDE_ANYWHERE.search(b" " + dde_text.encode()):
@@ -294,6 +296,25 @@ def scan_ole(walk: Walk, path: str, data: bytes, depth: int) -> None:
         if content:
             name = filename or "objet"
             walk.child(f"{path}/{name}", name, content, depth + 1)
+
+
+def _ppt_packages(walk: Walk, path: str, data: bytes) -> list[tuple[str, bytes]]:
+    """Files embedded in PowerPoint 97 slides (OLE objects stored compressed in records)."""
+    out: list[tuple[str, bytes]] = []
+    try:
+        for sub in oleobj.find_ole_in_ppt(data):
+            walk.check_time(path)
+            for entry in sub.listdir():
+                if entry[-1] != "\x01Ole10Native":
+                    continue
+                stream = sub.openstream(entry).read(walk.room() + 1)
+                walk.spent(path, len(stream), None)
+                out.append(_native(stream))
+    except Stop:
+        raise
+    except Exception:  # oletools' PowerPoint record parser on a broken file
+        return out
+    return out
 
 
 def _native(stream: bytes) -> tuple[str, bytes]:

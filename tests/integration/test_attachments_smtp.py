@@ -304,3 +304,44 @@ def test_config_check_refuses_a_broken_local_rule_with_file_and_line(tmp_path: P
     assert proc.returncode != 0
     assert "cabinet.yar, ligne 3" in proc.stderr and "cabinet.yar, line 3" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.swaks
+def test_swaks_eicar_attachment_is_refused(make_gateway: MakeGW, relay_config: Config,
+                                           upstream: CapturingUpstream, tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.conftest import PASSWORD, USER, require_program
+    exe = require_program("swaks")
+    gw = make_gateway(relay_config)
+    sample = tmp_path / "ordonnance.pdf"
+    sample.write_bytes(eicar())
+    r = subprocess.run([exe, "--timeout", "20", "--server", f"127.0.0.1:{gw.port}", "--tls",
+                        "--auth", "PLAIN", "--auth-user", USER, "--auth-password", PASSWORD,
+                        "--from", "camille@cabinet-kine.fr", "--to", CONFRERE,
+                        "--header", "Subject: Ordonnance", "--attach-type",
+                        "application/pdf", "--attach", f"@{sample}"],
+                       capture_output=True, text=True, timeout=60, check=False)
+    assert "<~* 550-5.7.1 Message refusé par vigie" in r.stdout, r.stdout + r.stderr
+    assert "fichier de test antivirus EICAR" in r.stdout
+    assert upstream.messages == []
+
+
+async def test_a_scan_that_fails_is_a_temporary_failure_never_a_pass(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    from gateway.scan import pdf as pdf_module
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("Mme Durand 185057800608491")  # text that must not be logged
+
+    monkeypatch.setattr(pdf_module, "scan_pdf", broken)
+    cfg = Config()
+    cfg.storage.data_dir = str(tmp_path)
+    engine = Engine(cfg)
+    raw = mail("camille@cabinet-kine.fr", "Bilan", "Ci-joint.", [
+        ("bilan.pdf", make_pdf(["Bilan"]), "application/pdf")], sender="a@exemple.com")
+    decision = await engine.screen(inbound(raw))
+    assert decision.action == "tempfail"
+    assert "ATT_ERROR" in decision.symbols
+    assert "RuntimeError" in caplog.text and "185057800608491" not in caplog.text

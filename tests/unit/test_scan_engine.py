@@ -320,6 +320,8 @@ def sample(rel: str) -> bytes:
     ("oleobj/sample_with_lnk_file.doc", "SCAN_BANNED_TYPE", Verdict.MALICIOUS),
     ("oleobj/sample_with_calc_embedded.doc", "SCAN_BANNED_TYPE", Verdict.MALICIOUS),
     ("oleobj/embedded-simple-2007.docx", "SCAN_OLE_OBJECT", Verdict.SUSPICIOUS),
+    ("oleobj/sample_with_lnk_file.ppt", "SCAN_BANNED_TYPE", Verdict.MALICIOUS),
+    ("oleobj/embedded-simple-2007.ppt", "SCAN_OLE_OBJECT", Verdict.SUSPICIOUS),
 ])
 def test_oletools_samples(scanner: Scanner, rel: str, expected: str, verdict: Verdict) -> None:
     name = rel.rsplit("/", 1)[-1].removesuffix(".zip")
@@ -535,3 +537,66 @@ def test_7z_bomb_declared_and_while_expanding() -> None:
     # the declared sizes are not trusted: the writer counts what really comes out
     hidden = Scanner(ScanLimits(max_ratio=10 ** 9, max_expanded=4 * 1024 * 1024))
     assert symbols(hidden.scan_bytes("x.7z", data)) == {"SCAN_LIMIT"}
+
+
+def test_common_harmless_mismatches_are_not_flagged(scanner: Scanner) -> None:
+    rtf_as_doc = scanner.scan_bytes("courrier.doc", rb"{\rtf1\ansi Bonjour\par}")
+    assert rtf_as_doc.findings == []
+    html_as_xls = scanner.scan_bytes("export.xls", b"<html><body><table><tr><td>1</td></tr>"
+                                                   b"</table></body></html>")
+    assert html_as_xls.findings == []
+    zip_as_rar = scanner.scan_bytes("photos.rar", zipped({"a.txt": b"x"}))
+    assert zip_as_rar.findings == []
+
+
+def test_banned_types_file_errors_and_fallback(tmp_path: Path) -> None:
+    (tmp_path / "banned_types.toml").write_text(
+        '[types.x]\nfr = "x"\nen = "x"\nextensions = ["exe"]\ninbound = "forbidden"\n')
+    with pytest.raises(ScanConfigError) as err:
+        Scanner(rules_dir=tmp_path)
+    assert "[types.x]" in str(err.value) and "malicious" in str(err.value)
+    (tmp_path / "banned_types.toml").write_text("[types.x\n")
+    with pytest.raises(ScanConfigError) as err:
+        Scanner(rules_dir=tmp_path)
+    assert err.value.line == 1
+    # a rules folder without the file (made before it existed) uses the shipped one
+    other = tmp_path / "old-rules"
+    other.mkdir()
+    assert Scanner(rules_dir=other).scan_bytes("a.exe", PE).verdict is Verdict.MALICIOUS
+    # a local list can allow a type per direction
+    (tmp_path / "banned_types.toml").write_text(
+        '[types.iso]\nkinds = ["iso"]\nextensions = ["iso"]\ninbound = "malicious"\n'
+        'outbound = "allow"\n')
+    local = Scanner(rules_dir=tmp_path)
+    assert local.scan_bytes("cd.iso", iso_image(), direction="outbound").findings == []
+    assert local.scan_bytes("cd.iso", iso_image(), direction="file").verdict is Verdict.MALICIOUS
+
+
+def _ole1(class_name: bytes, payload: bytes) -> bytes:
+    """An OLE 1.0 embedded object, as RTF's \\objdata holds it."""
+    name = class_name + b"\0"
+    return (struct.pack("<III", 0x0501, 2, len(name)) + name + struct.pack("<III", 0, 0,
+            len(payload)) + payload)
+
+
+def _package(filename: bytes, data: bytes) -> bytes:
+    """An OLE "Package" (a file dropped into a document): name, paths, then the bytes."""
+    temp = b"C:\\Temp\\" + filename + b"\0"
+    return (struct.pack("<H", 2) + filename + b"\0" + b"C:\\Docs\\" + filename + b"\0"
+            + bytes(8) + temp + struct.pack("<I", len(data)) + data)
+
+
+def _rtf_object(class_name: str, objdata: bytes) -> bytes:
+    return (r"{\rtf1\ansi{\object\objemb{\*\objclass " + class_name + r"}\objw100\objh100"
+            r"{\*\objdata " + objdata.hex() + "}}}").encode()
+
+
+def test_rtf_equation_object_and_embedded_program(scanner: Scanner) -> None:
+    equation = _rtf_object("Equation.3", _ole1(b"Equation.3", b"\x1c\x00" + bytes(60)))
+    report = scanner.scan_bytes("devis.rtf", equation)
+    assert symbols(report) == {"SCAN_OLE_OBJECT"} and report.verdict is Verdict.MALICIOUS
+    package = _rtf_object("Package", _ole1(b"Package", _package(b"facture.exe", PE)))
+    report = scanner.scan_bytes("devis.rtf", package)
+    assert report.verdict is Verdict.MALICIOUS
+    assert "devis.rtf/facture.exe" in {f.path for f in report.findings
+                                       if f.symbol == "SCAN_BANNED_TYPE"}
