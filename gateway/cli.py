@@ -327,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     directory.register(sub, common)
 
     # --- scan, usb (issue 5) ---
+    from gateway.scan.cli import register as register_scan
+
+    register_scan(sub, common)
 
     # --- digest, quarantine (issue 6) ---
     from gateway.quarantine.cli import register as register_quarantine
