@@ -28,6 +28,11 @@ bench: $(VENV)/.installed
 	$(BIN)/python bench/relay_load.py
 	$(BIN)/python bench/patient_data.py
 	$(BIN)/python bench/scan.py
+	$(BIN)/python bench/sender_auth.py
+	$(BIN)/python bench/inbound.py
+	$(BIN)/python bench/directory.py
+	$(BIN)/python bench/mime_edit.py
+	$(BIN)/python bench/quarantine.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -156,3 +156,35 @@ def test_without_the_proxy_header_the_connection_is_refused(
         data = sock.recv(1024)
     assert not data.startswith(b"250")
     assert upstream.messages == []
+
+
+def test_a_dangerous_attachment_from_outside_is_held_never_delivered(
+        tmp_path: Path, upstream: CapturingUpstream,
+        make_gateway: Callable[..., GatewayThread]) -> None:
+    from email.message import EmailMessage
+
+    from gateway.checks.attachments import AttachmentCheck
+    from gateway.testing import eicar
+    from tests.quarantine_helpers import held_messages
+
+    cfg = inbound_config(tmp_path, upstream)
+    engine = Engine(cfg, checks=[HygieneCheck(max_header_size=cfg.limits.header_size),
+                                 AttachmentCheck.from_config(cfg)])
+    gw = make_gateway(cfg, user=False, engine=engine)
+    mail = EmailMessage()
+    mail["From"], mail["To"], mail["Subject"] = ("x@example.net", "camille@cabinet.test",
+                                                 "Ordonnance")
+    mail["Date"], mail["Message-ID"] = "Mon, 30 Nov 2026 09:00:00 +0100", "<o-1@example.net>"
+    mail.set_content("Voir pièce jointe.")
+    mail.add_attachment(eicar(), maintype="application", subtype="pdf",
+                        filename="ordonnance.pdf")
+    raw = mail.as_bytes().replace(b"\n", b"\r\n")
+    with client(gw) as c:
+        c.ehlo("mx.example.net")
+        c.mail("x@example.net")
+        c.rcpt("camille@cabinet.test")
+        code, text = c.data(raw)
+    assert code == 250 and "retenu" in text.decode()
+    assert upstream.messages == []
+    (held,) = held_messages(cfg)
+    assert held.summary.category == "attachment" and "ATT_MALICIOUS" in held.summary.symbols
