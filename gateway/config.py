@@ -186,6 +186,14 @@ _DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-
                      r"[a-z0-9])?")
 
 
+def _parses(item: str) -> bool:
+    try:
+        parse_listen(item)
+    except ValueError:
+        return False
+    return True
+
+
 def _validate_inbound(cfg: Config, fail: Fail) -> None:
     inbound = cfg.inbound
     for item in inbound.listen:
@@ -198,6 +206,12 @@ def _validate_inbound(cfg: Config, fail: Fail) -> None:
                  "\"hôte:port\", par ex. \"0.0.0.0:25\")",
                  f"invalid listen address {item!r} (expected \"host:port\", e.g. "
                  "\"0.0.0.0:25\")")
+    others = {parse_listen(i) for i in (*cfg.submission.listen, *cfg.submission.listen_tls)
+              if _parses(i)}
+    for item in inbound.listen:
+        if _parses(item) and parse_listen(item) in others:
+            fail("inbound", "listen", f"{item!r} est déjà une adresse d'écoute de [submission]",
+                 f"{item!r} is already a [submission] listen address")
     for domain in inbound.domains:
         if not _DOMAIN.fullmatch(domain.strip().lower()):
             fail("inbound", "domains", f"{domain!r} n'est pas un nom de domaine",
@@ -673,6 +687,14 @@ def _validate(cfg: Config, *, file: str | None, text: str) -> None:
         fail("submission", "listen", "aucune adresse d'écoute", "no listen address")
     if cfg.upstream.port and not 0 < cfg.upstream.port < 65536:
         fail("upstream", "port", "doit être entre 1 et 65535", "must be between 1 and 65535")
+    for server in cfg.dns.nameservers:
+        try:
+            ipaddress.ip_address(server.strip())
+        except ValueError:
+            fail("dns", "nameservers", f"{server!r} n'est pas une adresse IP (par ex. "
+                 "\"127.0.0.1\" ; le port se règle à part : port = 5353)",
+                 f"{server!r} is not an IP address (e.g. \"127.0.0.1\"; the port is set "
+                 "on its own: port = 5353)")
     if cfg.dns.port and not 0 < cfg.dns.port < 65536:
         fail("dns", "port", "doit être entre 1 et 65535", "must be between 1 and 65535")
     for section, key in (("limits", "message_size"), ("limits", "recipients"),

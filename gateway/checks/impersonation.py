@@ -17,7 +17,7 @@ from gateway.detect.hygiene import header_fields
 from gateway.detect.impersonation import DirectoryLookup, assess_sender
 from gateway.dns import Resolver
 from gateway.model import Direction, Message
-from gateway.verdict import Finding
+from gateway.verdict import Finding, Outcome, Reason
 
 
 def webmail_domains(cfg: Config) -> frozenset[str]:
@@ -63,7 +63,26 @@ class ImpersonationCheck:
                 values[name].append(value.decode("utf-8", "replace"))
         from_header = ", ".join(values["from"])
         reply_to = ", ".join(values["reply-to"]) or None
-        vouched = vouching(await sender_verdict(message, self.cfg, self.resolver)).vouched
+        verdict = await sender_verdict(message, self.cfg, self.resolver)
+        vouched = vouching(verdict).vouched
         # the directory look-ups are indexed SQLite queries of a few microseconds: a
         # thread hand-off would cost more than they do
-        return assess_sender(from_header, reply_to, self.directory, vouched, self.webmail)
+        findings = assess_sender(from_header, reply_to, self.directory, vouched, self.webmail)
+        own = self._own_domain(verdict.from_domains)
+        if own and vouched is False:
+            # «le cabinet vous écrit»: the practice's own name on mail from outside
+            findings.append(Finding(self.name, "IMP_OWN_DOMAIN_UNAUTH", Outcome.HIT, (Reason(
+                f"le message se présente comme venant du cabinet lui-même ({own}) mais n'a "
+                "pas été envoyé par ses serveurs",
+                f"the message claims to come from the practice's own domain ({own}) but "
+                "its servers did not send it (SPF/DKIM/DMARC do not vouch for it)"),),
+                (own,), extra={"strength": "suspicion"}))
+        return findings
+
+    def _own_domain(self, domains: tuple[str, ...]) -> str:
+        own = {d.strip().lower().rstrip(".") for d in self.cfg.inbound.domains}
+        own |= {a.rpartition("@")[2].lower() for a in self.cfg.inbound.addresses}
+        for domain in domains:
+            if domain in own or any(domain.endswith("." + o) for o in own):
+                return domain
+        return ""

@@ -9,11 +9,12 @@ retries) or, with ``[inbound] dns_error = "tag"``, ``AUTH_DNS_UNCHECKED`` (tagge
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from gateway.config import Config
 from gateway.detect.auth import AuthVerdict, authenticate
-from gateway.detect.authres import AuthResults
+from gateway.detect.authres import AuthResults, trusted_results
 from gateway.dns import Resolver
 from gateway.model import Direction, Message
 from gateway.verdict import Finding, Outcome, Reason
@@ -39,11 +40,17 @@ async def sender_verdict(message: Message, cfg: Config, resolver: Resolver) -> A
     env = message.envelope
 
     async def work() -> AuthVerdict:
-        return await authenticate(
+        verdict = await authenticate(
             message.raw, mail_from=env.mail_from, helo=env.helo, client_ip=env.client_ip,
-            resolver=resolver, authserv_id=authserv_id(cfg),
-            # a trusted relay's results are believed only when it handed us the message
-            trusted_authserv_ids=cfg.inbound.trusted_authserv_ids if env.relay_hops else ())
+            resolver=resolver, authserv_id=authserv_id(cfg))
+        if env.relay_hops and cfg.inbound.trusted_authserv_ids:
+            # a trusted relay's results are believed only when it handed us the message,
+            # and only those it wrote itself: above the Received field it added (the
+            # N-th from the top for N trusted hops); lower ones came with the message
+            found = trusted_results(message.raw, cfg.inbound.trusted_authserv_ids,
+                                    above_received=env.relay_hops)
+            verdict = dataclasses.replace(verdict, trusted=tuple(found))
+        return verdict
 
     return await message.once(NAME, work)
 

@@ -329,14 +329,25 @@ def parse_value(value: str) -> AuthResults:
     return AuthResults(authserv_id, tuple(results))
 
 
-def trusted_results(raw: bytes, trusted_ids: Iterable[str]) -> list[AuthResults]:
+def trusted_results(raw: bytes, trusted_ids: Iterable[str], *,
+                    above_received: int | None = None) -> list[AuthResults]:
     """The parsed Authentication-Results fields of ``raw`` written by one of
-    ``trusted_ids`` (case-insensitive), topmost first; unparsable ones are skipped."""
+    ``trusted_ids`` (case-insensitive), topmost first; unparsable ones are skipped.
+
+    ``above_received=N``: only the fields above the N-th Received field, i.e. those
+    the N trusted relays that handed the message on added themselves; one lower down
+    was in the message before it reached them, and anyone can write that one."""
     trusted = {t.strip().lower() for t in trusted_ids if t.strip()}
     found = []
     fields, _rest = _split_header(raw)
+    received = 0
     for field in fields:
         parsed = _field_name_value(field)
+        if parsed and parsed[0] == "received":
+            received += 1
+            if above_received is not None and received >= above_received:
+                break
+            continue
         if not parsed or parsed[0] != HEADER_NAME.lower():
             continue
         if authserv_id_of(parsed[1]).lower() not in trusted:

@@ -236,10 +236,14 @@ class SubmissionHandler:
     async def handle_exception(self, error: Exception) -> str:
         # The text of an exception may quote the message: log its type only.
         log.error("SMTP session error: %s", type(error).__name__)
-        return reply_str(temporary_reply("4.3.0", "Erreur interne temporaire de vigie.",
-                                         "Temporary internal error in vigie."), self.cfg)
+        return self.render(temporary_reply("4.3.0", "Erreur interne temporaire de vigie.",
+                                           "Temporary internal error in vigie."))
 
     # --- what differs between listeners (the inbound one overrides these) ---
+    def render(self, reply: Reply) -> str:
+        """The reply line(s) the client reads."""
+        return reply_str(reply, self.cfg)
+
     def may_send(self, session: Session) -> bool:
         """Whether this client may give mail at all: submission needs a login."""
         return bool(session.authenticated)
@@ -297,7 +301,7 @@ class SubmissionHandler:
         except HopAuthRefused as exc:
             return f"454 4.7.0 {exc.text}"
         except HopUnavailable as exc:
-            return reply_str(exc.reply, self.cfg)
+            return self.render(exc.reply)
         if state.in_transaction:
             await hop.rset()
             state.in_transaction = False
@@ -363,14 +367,14 @@ class SubmissionHandler:
             return refused
         refusal = await self._mail_reply(state)
         if refusal is not None:  # the next hop refused the sender: so every recipient
-            return reply_str(_sender_refused(refusal), self.cfg)
+            return self.render(_sender_refused(refusal))
         if state.hop is None or not state.in_transaction:
             return "503 5.5.1 Commande MAIL attendue d'abord / Error: need MAIL command"
         reply = await state.hop.rcpt(address, rcpt_options)
         if 200 <= reply.code < 300:
             envelope.rcpt_tos.append(address)
             envelope.rcpt_options.extend(rcpt_options)
-        return reply_str(reply, self.cfg)
+        return self.render(reply)
 
     async def handle_RSET(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         state = _state(server)
@@ -405,7 +409,7 @@ class SubmissionHandler:
             return "503 5.5.1 Commande MAIL attendue d'abord / Error: need MAIL command"
         refusal = await self._mail_reply(state)
         if refusal is not None:
-            return reply_str(refusal, self.cfg)
+            return self.render(refusal)
         tls = _tls_info(server)
         menv = self.message_envelope(session, envelope, raw, tls is not None,
                                      state.queue_id or new_queue_id())
@@ -446,7 +450,7 @@ class SubmissionHandler:
             symbols=decision.symbols, score=f"{decision.score:g}", reply=reply.code,
             duration_ms=round((time.monotonic() - state.started) * 1000, 1),
         )
-        return reply_str(reply, self.cfg)
+        return self.render(reply)
 
     async def _allowed(self, env: MsgEnvelope) -> bool:
         """Is the sender on the practice's «always allow» list for this direction?"""

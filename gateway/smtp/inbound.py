@@ -24,13 +24,15 @@ from gateway.detect.authres import remove_ours
 from gateway.engine import Engine
 from gateway.model import Direction, Message, prepend_header
 from gateway.model import Envelope as MsgEnvelope
-from gateway.policy import Decision
+from gateway.policy import Decision, Reply
 from gateway.smtp.handler import (
+    _ENHANCED,
     HopFactory,
     SubmissionHandler,
     _peer_ip,
     new_queue_id,
     received_value,
+    reply_str,
 )
 from gateway.users import UsersFile
 
@@ -75,6 +77,45 @@ class InboundHandler(SubmissionHandler):
         self.domains = {d.strip().lower().rstrip(".") for d in cfg.inbound.domains}
         self.addresses = {a.strip().lower() for a in cfg.inbound.addresses}
         self.trusted = _networks(cfg.inbound.trusted_relays)
+
+    def render(self, reply: Reply) -> str:
+        """Replies for a sending server on the Internet: never the practice's internal
+        hosts or the mailbox's own error text, nor advice meant for the practice's
+        mail program. The code and enhanced status are kept; policy refusals keep
+        their reasons (they are about the sender's message)."""
+        if reply.code < 400:
+            return reply_str(reply, self.cfg)
+        status = reply.status
+        if not status:
+            m = _ENHANCED.match(reply.lines[0]) if reply.lines else None
+            status = m.group(1) if m else ("4.0.0" if reply.code < 500 else "5.0.0")
+        if status[:1] != str(reply.code)[:1]:
+            status = f"{str(reply.code)[:1]}{status[1:]}"
+        lines = list(reply.lines)
+        if reply.code >= 500 and lines and lines[0].startswith("Message refusé par vigie"):
+            fr = [line for line in lines[1:lines.index("---")] if line.startswith("- ")] \
+                if "---" in lines else []
+            en = [line for line in lines[lines.index("---") + 1:] if line.startswith("- ")] \
+                if "---" in lines else []
+            text: tuple[str, ...] = (
+                "Message refusé par la passerelle de sécurité du cabinet destinataire :",
+                *fr, "---",
+                "Message refused by the recipient practice's security gateway:", *en)
+        elif reply.code >= 500:
+            text = ("Message refusé par le serveur de messagerie du cabinet destinataire / "
+                    "Refused by the recipient practice's mail server",)
+        elif reply.status == "4.7.1":  # the practice's policy asks for a retry on purpose
+            text = ("Réessayez plus tard : refus temporaire du cabinet destinataire / "
+                    "Please retry later: temporary refusal by the recipient practice",)
+        elif any(s in " ".join(lines) for s in ("AUTH_TEMPERROR", "Vérification")):
+            text = ("Vérification de l'expéditeur impossible pour l'instant (DNS), réessayez "
+                    "plus tard / Sender verification temporarily impossible (DNS), please "
+                    "retry later",)
+        else:
+            text = ("Le cabinet destinataire ne peut pas recevoir ce message pour l'instant, "
+                    "réessayez plus tard / The recipient practice cannot take this message "
+                    "right now, please retry later",)
+        return reply_str(Reply(reply.code, status, text), self.cfg)
 
     def may_send(self, session: Session) -> bool:
         return True  # anyone may give mail, for the practice's recipients only

@@ -163,7 +163,9 @@ def wire_content(content: bytes) -> bytes:
 def _quoted(address: str) -> str:
     """``<address>`` for a MAIL / RCPT line; ValueError when the address could end the
     path early or smuggle parameters (whitespace, <, >, " outside a quoted local part,
-    control characters)."""
+    control characters). The null reverse-path (bounces, read receipts) is ``<>``."""
+    if address in ("", "<>"):
+        return "<>"
     if _NOT_IN_ADDRESS.search(_QUOTED_LOCAL.sub("", address, count=1)):
         raise ValueError("address not permitted on an SMTP command line")
     return f"<{address}>"

@@ -159,7 +159,8 @@ async def test_inbound_suspicious_attachment_is_tagged_with_the_reason(engine: E
     assert "« planning.odt » : document avec des macros" in finding.reasons[0].fr
     out = engine.prepare(message, decision)
     assert b"X-Vigie-Verdict: tag; score=0; symbols=ATT_SUSPICIOUS" in out
-    assert b"Subject: [vigie] Planning" in out
+    assert b"Subject: [SUSPECT] Planning" in out  # [inbound] tag_subject_prefix
+    assert "document avec des macros" in out.decode("utf-8", "replace")  # the banner says why
 
 
 async def test_inbound_eicar_in_attached_message_is_held(engine: Engine) -> None:

@@ -188,3 +188,48 @@ def test_a_dangerous_attachment_from_outside_is_held_never_delivered(
     assert upstream.messages == []
     (held,) = held_messages(cfg)
     assert held.summary.category == "attachment" and "ATT_MALICIOUS" in held.summary.symbols
+
+
+def test_a_bounce_with_the_null_sender_reaches_the_mailbox(inbound_gw: GatewayThread,
+                                                           upstream: CapturingUpstream) -> None:
+    bounce = MSG.replace(b"From: Dr Martin <martin@medecin.example>",
+                         b"From: Mail Delivery System <MAILER-DAEMON@mx.example>")
+    with client(inbound_gw) as c:
+        c.ehlo("mx.example")
+        code, _ = c.docmd("MAIL FROM:<>")
+        assert code == 250
+        code, text = c.rcpt("camille@cabinet.test")
+        assert code == 250, text
+        code, text = c.data(bounce)
+        assert code == 250, text
+    assert upstream.messages[0].mail_from in ("", "<>")
+
+
+def test_the_sender_on_the_internet_never_reads_internal_hosts_or_mailbox_errors(
+        tmp_path: Path, upstream: CapturingUpstream,
+        make_gateway: Callable[..., GatewayThread]) -> None:
+    cfg = inbound_config(tmp_path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    cfg.inbound.mailbox_host, cfg.inbound.mailbox_port = "127.0.0.1", dead
+    cfg.inbound.mailbox_tls = "none"
+    gw = make_gateway(cfg, user=False, engine=hygiene_only(cfg))
+    with client(gw) as c:
+        c.ehlo("mx.example.net")
+        code, text = c.docmd("MAIL FROM:<a@example.net>")
+        if code == 250:
+            code, text = c.rcpt("camille@cabinet.test")
+    assert code == 451
+    assert str(dead).encode() not in text and b"127.0.0.1" not in text
+    assert b"logiciel" not in text and b"retry later" in text
+    # the mailbox's own 5xx text (it may name its files) is not passed on
+    cfg2 = inbound_config(tmp_path / "b", upstream)
+    upstream.behaviour.rcpt_replies["camille@cabinet.test"] = (
+        "550 5.1.1 /var/spool/mail/camille: no such file")
+    gw2 = make_gateway(cfg2, user=False, engine=hygiene_only(cfg2))
+    with client(gw2) as c:
+        c.ehlo("mx.example.net")
+        c.mail("a@example.net")
+        code, text = c.rcpt("camille@cabinet.test")
+    assert code == 550 and b"5.1.1" in text and b"/var/spool" not in text

@@ -221,3 +221,21 @@ def test_bad_scan_values(tmp_path: Path, text: str, key: str) -> None:
         load(write(tmp_path, text), environ={})
     assert err.value.key == key
     assert err.value.line == 2
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ('[dns]\nnameservers = ["127.0.0.1:5353"]\n', "[dns] nameservers"),
+    ('[dns]\nnameservers = ["dns.google"]\n', "[dns] nameservers"),
+    ('[inbound]\nlisten = ["127.0.0.1:2587"]\ndomains = ["cabinet.fr"]\n', "[inbound] listen"),
+    ('[inbound]\nlisten = ["0.0.0.0:25"]\n', "[inbound] domains"),
+    ('[inbound]\nlisten = ["0.0.0.0:25"]\ndomains = ["cabinet.fr"]\n'
+     'trusted_relays = ["mx.provider.fr"]\n', "[inbound] trusted_relays"),
+])
+def test_inbound_and_dns_mistakes_name_the_key(tmp_path: Path, text: str, key: str) -> None:
+    from gateway.config import ConfigError, load
+
+    path = tmp_path / "vigie.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load(path, environ={})
+    assert key in str(err.value) and str(path) in str(err.value)

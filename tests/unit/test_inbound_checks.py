@@ -116,6 +116,17 @@ async def test_trusted_authentication_results_are_believed_only_from_a_trusted_h
         message(raw, "paul@medecin-martin.fr", hops=1))
     assert held.action == "hold" and "DMARC_FAIL_REJECT" in held.symbols
     assert "AUTH_TRUSTED_RESULTS" in {f.symbol for f in held.findings}
+    # a pass in the relay's name but below the relay's own Received field was in the
+    # message before the relay saw it: anyone can write that one
+    forged = (b"Received: from mail.x ([203.0.113.66]) by mx.provider.test (Postfix);\r\n"
+              b"\tMon, 30 Nov 2026 09:00:00 +0100\r\n"
+              b"Authentication-Results: mx.provider.test; spf=pass; dmarc=pass "
+              b"header.from=medecin.mssante.fr\r\n"
+              + make_message(sender="Dr Paul Martin <paul.martin@medecin.mssante.fr>"))
+    spoof = await engine(cfg, FakeResolver(ZONE)).screen(
+        message(forged, "paul.martin@medecin.mssante.fr", ip="203.0.113.66", hops=1))
+    assert spoof.action == "hold" and "AUTH_TRUSTED_RESULTS" not in {
+        f.symbol for f in spoof.findings}
     # the same header on a direct connection is the sender's own claim: ignored
     direct = await engine(cfg, FakeResolver(ZONE)).screen(
         message(raw, "paul@medecin-martin.fr", hops=0))
@@ -143,3 +154,18 @@ def test_warning_text_is_short_plain_french() -> None:
     text = warning_text([f, f])
     assert text.count("Le domaine imite mssante.fr.") == 1
     assert "DMARC" not in text and "SPF" not in text
+
+
+async def test_the_practices_own_domain_from_outside_unauthenticated_is_tagged(
+        cfg: Config) -> None:
+    zone: dict[str, list[FakeRecord]] = {
+        **ZONE, "kine-dupont.fr": [("TXT", "v=spf1 ip4:192.0.2.80 -all")]}
+    raw = make_message(sender="Camille <camille@kine-dupont.fr>", subject="Virement")
+    decision = await engine(cfg, FakeResolver(zone)).screen(
+        message(raw, "info@klne-dupont.fr", ip="203.0.113.9"))
+    assert decision.action in ("tag", "hold")
+    assert "IMP_OWN_DOMAIN_UNAUTH" in decision.symbols
+    # from the practice's own server it is just mail
+    ok = await engine(cfg, FakeResolver(zone)).screen(
+        message(raw, "camille@kine-dupont.fr", ip="192.0.2.80"))
+    assert "IMP_OWN_DOMAIN_UNAUTH" not in ok.symbols
