@@ -196,32 +196,105 @@ def _validate_scan(cfg: Config, fail: Fail) -> None:
 
 @dataclass
 class QuarantineConfig:
-    # fields: issue 6 (store)
-    pass
+    # Held mail is kept encrypted (AES-GCM) in <data_dir>/quarantine/; the 256-bit key
+    # is read from key_file (default <data_dir>/quarantine.key, created 0600 on first
+    # start) or given base64-encoded in `key` (meant for VIGIE_QUARANTINE_KEY).
+    key_file: str = ""
+    key: str = ""
+    # Held messages (and their metadata) are purged after this many days, daily.
+    retention_days: int = 30
+    # One-click links of the digest expire after this many days.
+    token_days: int = 7
 
 
 def _validate_quarantine(cfg: Config, fail: Fail) -> None:
-    pass
+    q = cfg.quarantine
+    if not 1 <= q.retention_days <= 3650:
+        fail("quarantine", "retention_days", "doit être entre 1 et 3650 jours",
+             "must be between 1 and 3650 days")
+    if not 1 <= q.token_days <= 90:
+        fail("quarantine", "token_days", "doit être entre 1 et 90 jours",
+             "must be between 1 and 90 days")
+    if q.key_file and q.key:
+        fail("quarantine", "key", "key et key_file s'excluent",
+             "key and key_file are mutually exclusive")
+    if q.key:
+        import base64
+        import binascii
+
+        try:
+            raw = base64.b64decode(q.key, validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) != 32:
+            fail("quarantine", "key", "doit être 32 octets encodés en base64 (par ex. la sortie "
+                 "de « head -c 32 /dev/urandom | base64 »)",
+                 "must be 32 bytes, base64-encoded (e.g. the output of "
+                 "'head -c 32 /dev/urandom | base64')")
+    if q.key_file:
+        path = Path(q.key_file).expanduser()
+        if path.exists() and not path.is_file():
+            fail("quarantine", "key_file", f"{path} existe et n'est pas un fichier",
+                 f"{path} exists and is not a file")
 
 
 @dataclass
 class DigestConfig:
-    # fields: issue 6 (digest)
-    pass
+    # The daily summary of held mail, sent at `time` (HH:MM, local time of `timezone`)
+    # to `recipients` through the normal relay; nothing is sent when nothing was held,
+    # unless send_empty. Empty recipients = no digest.
+    recipients: list[str] = field(default_factory=list)
+    time: str = "08:00"
+    timezone: str = "Europe/Paris"
+    send_empty: bool = False
+    sender: str = ""  # From: of the digest (default vigie@<server hostname>)
+    # Base of the one-click links (default: [web] public_url when the console has one).
+    public_url: str = ""
+    language: Literal["fr", "en"] = "fr"
 
 
 def _validate_digest(cfg: Config, fail: Fail) -> None:
-    pass
+    d = cfg.digest
+    m = re.fullmatch(r"(\d{1,2}):(\d{2})", d.time.strip())
+    if not m or int(m.group(1)) > 23 or int(m.group(2)) > 59:
+        fail("digest", "time", f"heure invalide {d.time!r} (attendu \"HH:MM\", par ex. "
+             "\"08:00\")", f"invalid time {d.time!r} (expected \"HH:MM\", e.g. \"08:00\")")
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(d.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        fail("digest", "timezone", f"fuseau horaire inconnu {d.timezone!r} (par ex. "
+             "\"Europe/Paris\")", f"unknown time zone {d.timezone!r} (e.g. \"Europe/Paris\")")
+    for address in (*d.recipients, *([d.sender] if d.sender else [])):
+        local, at, domain = address.strip().rpartition("@")
+        if not at or not local or "." not in domain or any(c.isspace() for c in address.strip()):
+            fail("digest", "recipients" if address in d.recipients else "sender",
+                 f"adresse invalide {address!r} (attendu nom@domaine)",
+                 f"invalid address {address!r} (expected name@domain)")
+    if d.public_url and not re.fullmatch(r"https?://[^\s/]+(?:/\S*)?", d.public_url):
+        fail("digest", "public_url", "doit commencer par https:// (ou http://)",
+             "must start with https:// (or http://)")
 
 
 @dataclass
 class SignalSpamConfig:
-    # fields: issue 6 (Signal Spam)
-    pass
+    # Reports of spam to signal-spam.fr, only on a user's click. The practice's login
+    # is stored encrypted by `vigie signal-spam login` (never in this file).
+    endpoint: str = "https://www.signal-spam.fr/api/signaler"
+    timeout: float = 20.0
+    retries: int = 3
 
 
 def _validate_signal_spam(cfg: Config, fail: Fail) -> None:
-    pass
+    s = cfg.signal_spam
+    if not re.fullmatch(r"https?://[^\s/]+(?:/\S*)?", s.endpoint):
+        fail("signal_spam", "endpoint", "doit commencer par https:// (ou http://)",
+             "must start with https:// (or http://)")
+    if s.timeout <= 0:
+        fail("signal_spam", "timeout", "doit être strictement positif", "must be greater than 0")
+    if not 0 <= s.retries <= 10:
+        fail("signal_spam", "retries", "doit être entre 0 et 10", "must be between 0 and 10")
 
 
 @dataclass
