@@ -14,6 +14,7 @@ import asyncio
 import datetime
 import logging
 import math
+import ssl
 import time
 import zoneinfo
 from collections.abc import Awaitable, Callable
@@ -62,6 +63,10 @@ DIGEST_WHO = "lien du récapitulatif / digest link"
 LOGIN_SLOTS = 2  # concurrent scrypt checks: a login flood cannot eat every core
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+LANG = web.RequestKey("lang", str)
+SESSION: web.RequestKey[Session | None] = web.RequestKey("session")
+NEW_SESSION = web.RequestKey("new_session", Session)
 
 
 def _templates() -> jinja2.Environment:
@@ -166,8 +171,8 @@ class Console:
     async def _context(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         lang = pick_lang(request.query.get("lang"), request.cookies.get(LANG_COOKIE),
                          request.headers.get("Accept-Language"))
-        request["lang"] = lang
-        request["session"] = self.sessions.get(request.cookies.get(COOKIE))
+        request[LANG] = lang
+        request[SESSION] = self.sessions.get(request.cookies.get(COOKIE))
         response = await handler(request)
         if request.query.get("lang") in ("fr", "en"):
             response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, httponly=True,
@@ -181,7 +186,7 @@ class Console:
         if request.method == "POST" and not request.path.startswith(("/a/", "/action/")):
             form = await request.post()
             submitted = form.get("csrf")
-            if not csrf_ok(request["session"], submitted if isinstance(submitted, str)
+            if not csrf_ok(request[SESSION], submitted if isinstance(submitted, str)
                            else None):
                 log.info("console: POST %s refused: missing or wrong CSRF token",
                          request.match_info.route.resource.canonical
@@ -218,7 +223,7 @@ class Console:
 
     @staticmethod
     def t(request: web.Request, key: str, **values: object) -> str:
-        lang: Lang = request.get("lang", "fr")
+        lang: Lang = request.get(LANG, "fr")
         return translate(lang, key, **values)
 
     def local_time(self, stamp: float) -> str:
@@ -226,8 +231,8 @@ class Console:
 
     def render(self, request: web.Request, template: str, *, status: int = 200,
                **context: Any) -> web.Response:
-        lang: Lang = request.get("lang", "fr")
-        session: Session | None = request.get("session")
+        lang: Lang = request.get(LANG, "fr")
+        session: Session | None = request.get(SESSION)
         flash: list[tuple[str, str]] = []
         if session is not None and session.user is not None:
             flash, session.flash = session.flash, []
@@ -254,15 +259,15 @@ class Console:
                             secure=self._secure(request), path="/")
 
     def _anonymous(self, request: web.Request) -> Session:
-        session: Session | None = request["session"]
+        session: Session | None = request[SESSION]
         if session is None:
             session = self.sessions.new()
-            request["session"] = session
-            request["new_session"] = session
+            request[SESSION] = session
+            request[NEW_SESSION] = session
         return session
 
     def _user(self, request: web.Request) -> str:
-        session: Session | None = request["session"]
+        session: Session | None = request[SESSION]
         if session is None or session.user is None:
             had_cookie = bool(request.cookies.get(COOKIE))
             location = "/login?" + urlencode({"next": request.path_qs,
@@ -292,7 +297,7 @@ class Console:
         response = self.render(request, "login.html", status=status, error=error,
                                notice=notice, csrf=session.csrf, name=name,
                                next=_safe_next(request.query.get("next")))
-        if request.get("new_session") is session:
+        if request.get(NEW_SESSION) is session:
             self._set_session_cookie(request, response, session)
         return response
 
@@ -323,7 +328,7 @@ class Console:
             return await self.login_form(request, status=403 if user else 401, name=name,
                                          error=self.t(request, key))
         self.throttle.succeeded(*keys)
-        old: Session | None = request["session"]
+        old: Session | None = request[SESSION]
         if old is not None:
             self.sessions.drop(old.sid)  # a fresh id after login: no session fixation
         session = self.sessions.new(user.name)
@@ -347,7 +352,7 @@ class Console:
             return None
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
-        session: Session | None = request["session"]
+        session: Session | None = request[SESSION]
         if session is not None:
             self.sessions.drop(session.sid)
             if session.user is not None:
@@ -413,7 +418,8 @@ class Console:
             preview = await asyncio.to_thread(build_preview, raw, content=show_content)
             if outbound and show_content:
                 await self._audit("view_content", user, held.id, ip=self.client_ip(request))
-        session: Session = request["session"]
+        session = request[SESSION]
+        assert session is not None  # _user() checked it
         return self.render(request, "message.html", held=held, preview=preview,
                            outbound=outbound, show_content=show_content, csrf=session.csrf,
                            actions=self._actions_for(held))
@@ -434,13 +440,14 @@ class Console:
         held = await self.backend.get(message_id)
         if held is None:
             raise web.HTTPNotFound()
-        session: Session = request["session"]
+        session = request[SESSION]
+        assert session is not None  # _user() checked it
         if action not in self._actions_for(held):
             key = "act.not_held" if held.status != "held" else "act.not_outbound_report"
             session.flash.append(("error", self.t(request, key)))
         else:
             outcome = await self.backend.act(message_id, self._action(action), user)
-            text = outcome.en if request["lang"] == "en" else outcome.fr
+            text = outcome.en if request[LANG] == "en" else outcome.fr
             session.flash.append(("ok" if outcome.ok else "error", text))
             log.info("console: %s by %s on %s: %s", action, user, message_id,
                      "ok" if outcome.ok else "failed")
@@ -559,8 +566,8 @@ class Console:
 class WebService:
     """The console as a service of ``vigie serve`` (``async start()`` / ``stop()``)."""
 
-    def __init__(self, console: Console, listen: tuple[str, int],
-                 ssl_context: Any = None) -> None:
+    def __init__(self, console: Console | None, listen: tuple[str, int],
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.console = console
         self.listen = listen
         self.ssl_context = ssl_context
@@ -568,6 +575,7 @@ class WebService:
         self.port = 0
 
     async def start(self) -> None:
+        assert self.console is not None
         runner = web.AppRunner(self.console.app(), access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, self.listen[0], self.listen[1],

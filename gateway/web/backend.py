@@ -75,6 +75,7 @@ class AuditEntry:
     who: str
     message_id: str = ""
     details: str = ""
+    label: tuple[str, str] | None = None  # the event in words (French, English)
 
 
 @dataclass

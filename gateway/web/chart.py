@@ -19,7 +19,7 @@ def bar_chart(rows: Sequence[tuple[str, Sequence[int]]], series: Sequence[str],
     height = top + len(rows) * (BAR_H + GAP) + 8
     width = LABEL_W + BAR_W + VALUE_W
     biggest = max((sum(values) for _, values in rows), default=0) or 1
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" '
+    out = [f'<svg class="chart" role="img" '
            f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
            f'aria-label="{escape(title)}"><title>{escape(title)}</title>']
     x = LABEL_W
