@@ -317,6 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     # --- scan, usb (issue 5) ---
 
     # --- digest, quarantine (issue 6) ---
+    from gateway.quarantine.cli import register as register_quarantine
+
+    register_quarantine(sub, common)
 
     # --- web console (issue 6) ---
 

@@ -17,19 +17,19 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from gateway.config import Config
+from gateway.config import Config, ConfigError
 from gateway.quarantine.folder import _fsync_dir
 
 MAGIC = b"VQ1\x00"
 NONCE_SIZE = 12
 
 
-class QuarantineKeyError(Exception):
-    """The quarantine key is missing, unreadable or wrong; str() is French then English."""
+class QuarantineKeyError(ConfigError):
+    """The quarantine key is missing, unreadable or wrong (a ConfigError: the CLI and
+    ``vigie serve`` show it as such, French then English, no traceback)."""
 
     def __init__(self, fr: str, en: str) -> None:
-        self.fr, self.en = fr, en
-        super().__init__(f"{fr}\n{en}")
+        super().__init__(fr, en, key="[quarantine] key / key_file")
 
 
 

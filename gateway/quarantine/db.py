@@ -71,8 +71,7 @@ class Database:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="vigie-quarantine-db")
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
 
@@ -97,11 +96,17 @@ class Database:
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(connection)`` on the database thread and await its result."""
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="vigie-quarantine-db")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self.call, fn)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        """Close the connection and stop the thread (both come back on the next use)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
         with self._lock:
             if self._conn is not None:
                 self._conn.close()

@@ -18,8 +18,9 @@ import functools
 import logging
 import re
 import secrets
+import sqlite3
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any
@@ -34,8 +35,12 @@ from gateway.model import Direction, Message, domain_of, prepend_header
 from gateway.model import Envelope as MsgEnvelope
 from gateway.policy import Decision, Reply, temporary_reply
 from gateway.quarantine.folder import HoldFolder
+from gateway.quarantine.reasons import categorize, plain_reasons
+from gateway.quarantine.service import Quarantine
+from gateway.quarantine.store import HoldMeta
 from gateway.smtp.relay import HopAuthRefused, HopPool, HopSession, HopUnavailable
 from gateway.users import User, UsersFile
+from gateway.verdict import Finding
 
 log = logging.getLogger("vigie.smtp")
 
@@ -113,6 +118,8 @@ class SubmissionHandler:
         self.pool = pool  # idle sessions of the shared upstream account
         self.users = users
         self.hold_folder = hold
+        # The encrypted quarantine (set by Gateway); None = the plain hold folder.
+        self.quarantine: Quarantine | None = None
         self.audit = AuditLog(cfg.audit_log)
         self._verify_slots = asyncio.Semaphore(1)
         self._verifying: dict[bytes, asyncio.Future[User | None]] = {}
@@ -402,7 +409,7 @@ class SubmissionHandler:
                     await pending
                 await hop.rset()  # in the middle of DATA: the connection is dropped
                 if action == "hold":
-                    reply = await self._hold(message, decision.symbols)
+                    reply = await self._hold(message, decision.symbols, decision.findings)
                 else:
                     assert decision.reply is not None
                     reply = decision.reply
@@ -430,24 +437,52 @@ class SubmissionHandler:
                     log.error("audit log %s: cannot write (%s) for %s", self.audit.path,
                               exc.strerror, env.queue_id)
 
-    async def _hold(self, message: Message, symbols: list[str]) -> Reply:
+    async def _hold(self, message: Message, symbols: list[str],
+                    findings: Sequence[Finding] = ()) -> Reply:
+        """Keep the message in the encrypted quarantine (durably, before the 250);
+        without one (a handler built alone) in the plain hold folder."""
         env = message.envelope
-        meta: dict[str, Any] = {
-            "queue_id": env.queue_id, "direction": env.direction.value,
-            "mail_from": env.mail_from, "rcpt_tos": env.rcpt_tos,
-            "mail_options": env.mail_options, "auth_user": env.auth_user,
-            "symbols": symbols, "received_at": time.time(), "size": message.size,
-        }
+        held_id = env.queue_id
         try:
-            await asyncio.to_thread(self.hold_folder.hold, env.queue_id, message.raw, meta)
-        except OSError as exc:
-            log.error("hold folder: cannot write %s: %s", env.queue_id, exc.strerror)
+            if self.quarantine is not None:
+                held_id = await self.quarantine.store.hold(message.raw,
+                                                           hold_meta(message, symbols, findings))
+            else:
+                meta: dict[str, Any] = {
+                    "queue_id": env.queue_id, "direction": env.direction.value,
+                    "mail_from": env.mail_from, "rcpt_tos": env.rcpt_tos,
+                    "mail_options": env.mail_options, "auth_user": env.auth_user,
+                    "symbols": symbols, "received_at": time.time(), "size": message.size,
+                }
+                await asyncio.to_thread(self.hold_folder.hold, env.queue_id, message.raw, meta)
+        except (OSError, sqlite3.Error) as exc:
+            log.error("quarantine: cannot hold %s: %s", env.queue_id,
+                      getattr(exc, "strerror", None) or type(exc).__name__)
             return temporary_reply("4.3.0", "Mise en attente impossible (disque plein ?).",
                                    "Cannot hold the message now (disk full?).")
         return Reply(250, "2.0.0", (
-            f"Message reçu et retenu pour vérification par vigie (id {env.queue_id}).",
-            f"Message accepted and held for review by vigie (id {env.queue_id}).",
+            f"Message reçu et retenu pour vérification par vigie (id {held_id}).",
+            f"Message accepted and held for review by vigie (id {held_id}).",
         ))
+
+
+def hold_meta(message: Message, symbols: Sequence[str], findings: Sequence[Finding] = ()
+              ) -> HoldMeta:
+    """What the quarantine keeps beside the bytes: nothing of an outbound message's
+    content (no subject; reasons from the symbols only)."""
+    env = message.envelope
+    direction = env.direction.value
+    subject = None
+    if env.direction is Direction.INBOUND:
+        with contextlib.suppress(Exception):  # a broken header: no subject, not an error
+            value = message.parsed.get("subject")
+            subject = str(value)[:300] if value is not None else None
+    return HoldMeta(
+        direction=direction, mail_from=env.mail_from, rcpt_tos=list(env.rcpt_tos),
+        mail_options=list(env.mail_options), symbols=list(symbols),
+        reasons=plain_reasons(list(symbols), direction, findings),
+        category=categorize(symbols), subject=subject, auth_user=env.auth_user,
+        queue_id=env.queue_id)
 
 
 async def _drop_data(state: ConnState) -> None:

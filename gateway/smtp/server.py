@@ -278,6 +278,12 @@ class Gateway:
         # --- inbound (issue 4) ---
 
         # --- quarantine, digest (issue 6) ---
+        from gateway.quarantine.scheduler import quarantine_services
+        from gateway.quarantine.service import Quarantine
+
+        self.quarantine = Quarantine.open(cfg)
+        self.handler.quarantine = self.quarantine
+        self.services.extend(quarantine_services(self))
 
         # --- web console (issue 6) ---
 

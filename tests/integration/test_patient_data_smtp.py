@@ -17,6 +17,7 @@ from gateway.audit import AuditLog
 from gateway.config import Config
 from gateway.testing import CapturingUpstream, GatewayThread
 from tests.conftest import connect
+from tests.quarantine_helpers import held_messages
 from tests.samples_builder import make_pdf
 
 MakeGW = Callable[..., GatewayThread]
@@ -160,7 +161,9 @@ def test_level_actions_are_configurable(make_gateway: MakeGW, relay_config: Conf
         "patient@gmail.com", "Exercices", "Pour votre lombalgie, marchez tous les jours."))
     assert code == 250 and "retenu" in text
     assert upstream.messages == []
-    assert len(list((relay_config.data_dir / "hold").glob("*.eml"))) == 1
+    [held] = held_messages(relay_config)
+    assert held.summary.category == "patient_data"
+    assert "lombalgie" not in repr(held.summary)  # no content in the listing metadata
 
 
 def test_consent_override_delivers_without_the_marker_and_is_audited(

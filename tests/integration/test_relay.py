@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import smtplib
 import socket
 import time
@@ -16,6 +15,7 @@ from gateway.model import Message
 from gateway.testing import CapturingUpstream, GatewayThread, config_for_tests, make_message
 from gateway.verdict import Finding
 from tests.conftest import PASSWORD, USER, client_context, connect, start_data
+from tests.quarantine_helpers import held_messages
 
 MakeGW = Callable[..., GatewayThread]
 
@@ -314,14 +314,22 @@ def test_hold_keeps_the_message_durably_and_answers_250(
     assert code == 250
     assert b"retenu" in msg
     assert upstream.messages == []
-    hold = relay_config.data_dir / "hold"
-    emls = list(hold.glob("*.eml"))
-    assert len(emls) == 1
-    assert emls[0].read_bytes() == raw
-    meta = json.loads(emls[0].with_suffix(".json").read_text())
-    assert meta["rcpt_tos"] == ["a@example.org"]
-    assert meta["symbols"] == ["HYG_NO_MESSAGE_ID"]
-    assert not list(hold.glob(".*.tmp"))
+    held = held_messages(relay_config)
+    assert len(held) == 1
+    assert held[0].raw == raw
+    assert held[0].rcpt_tos == ["a@example.org"]
+    assert held[0].mail_options == ["BODY=8BITMIME"]
+    assert held[0].summary.symbols == ["HYG_NO_MESSAGE_ID"]
+    assert held[0].summary.subject is None  # outbound: never the subject
+    assert held[0].summary.rcpt_domains == ["example.org"]
+    assert held[0].summary.id in msg.decode()
+    # at rest the message is encrypted: its bytes are nowhere in clear
+    store = relay_config.data_dir / "quarantine"
+    for path in store.rglob("*"):
+        if path.is_file():
+            assert b"Rendez-vous" not in path.read_bytes(), path
+    assert not list(store.rglob(".*.tmp"))
+    assert not (relay_config.data_dir / "hold").exists()
 
 
 def test_too_many_recipients(make_gateway: MakeGW, relay_config: Config) -> None:
