@@ -139,6 +139,7 @@ class Console:
         r.add_get("/dashboard", self.dashboard)
         r.add_get("/usb", self.usb_page)
         r.add_get("/settings", self.settings_page)
+        r.add_post("/settings/signal-spam", self.signal_spam_check)
         for prefix in ("/a", "/action"):  # the digest's one-click links
             r.add_get(prefix + "/{token}", self.one_click_form)
             r.add_post(prefix + "/{token}", self.one_click_act)
@@ -502,7 +503,20 @@ class Console:
 
             resolver = DnsPythonResolver(self.cfg.dns)
         checks = await health.run_checks(self.cfg, resolver, self.cert_path())
-        return self.render(request, "settings.html", checks=checks)
+        session = request[SESSION]
+        assert session is not None
+        return self.render(request, "settings.html", checks=checks, csrf=session.csrf)
+
+    async def signal_spam_check(self, request: web.Request) -> web.StreamResponse:
+        user = self._user(request)
+        session = request[SESSION]
+        assert session is not None
+        outcome = await self.backend.check_signal_spam()
+        session.flash.append(("ok" if outcome.ok else "error",
+                              outcome.en if request[LANG] == "en" else outcome.fr))
+        log.info("console: Signal Spam credentials checked by %s: %s", user,
+                 "ok" if outcome.ok else "refused")
+        raise web.HTTPSeeOther("/settings")
 
     async def stylesheet(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(self.static_dir / "style.css",

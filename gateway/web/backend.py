@@ -98,6 +98,10 @@ class Backend(Protocol):
 
     async def act(self, message_id: str, action: Action, who: str) -> Outcome: ...
 
+    async def check_signal_spam(self) -> Outcome:
+        """The «check credentials» button: the stored Signal Spam login tried."""
+        ...
+
     async def stats(self, since: float) -> Stats: ...
 
     async def peek_token(self, token: str) -> TokenInfo | TokenError:

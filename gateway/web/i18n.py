@@ -175,6 +175,11 @@ STRINGS: dict[str, tuple[str, str]] = {
     "set.tls": ("Certificat TLS", "TLS certificate"),
     "set.digest": ("Récapitulatif quotidien", "Daily digest"),
     "set.key": ("Clé de chiffrement de la quarantaine", "Quarantine encryption key"),
+    "set.signal_spam": ("Compte Signal Spam", "Signal Spam account"),
+    "set.signal_spam.check": ("Vérifier les identifiants", "Check the credentials"),
+    "set.signal_spam.what": (
+        "Essaie le compte enregistré par « vigie signal-spam login » (rien n'est signalé).",
+        "Tries the account saved by 'vigie signal-spam login' (nothing is reported)."),
     "set.console": ("Adresse publique de la console", "Console public address"),
     "oc.title": ("Confirmer l'action", "Confirm the action"),
     "oc.message": ("Message concerné", "Message"),

@@ -87,6 +87,10 @@ class MemoryBackend:
         self.held[message_id] = Held(**{**h.__dict__, "status": status})
         return Outcome(True, f"fait : {action}", f"done: {action}")
 
+    async def check_signal_spam(self) -> Outcome:
+        self.acted.append(("", "check_signal_spam", ""))
+        return Outcome(False, "identifiants refusés", "credentials refused")
+
     async def stats(self, since: float) -> Stats:
         stats = Stats()
         for h in self.held.values():
@@ -351,7 +355,7 @@ async def test_every_form_of_every_page_carries_the_csrf_token(env: Env) -> None
     client, backend, *_ = env
     backend.add(held("M1"), mail("Bonjour", "texte"))
     await login(client)
-    for path in ("/messages", "/messages/M1", "/dashboard", "/audit", "/usb"):
+    for path in ("/messages", "/messages/M1", "/dashboard", "/audit", "/usb", "/settings"):
         html = await (await client.get(path)).text()
         for form in re.findall(r"<form[^>]*method=\"post\".*?</form>", html, re.S):
             assert 'name="csrf"' in form, (path, form)
@@ -514,6 +518,8 @@ async def test_settings_page_checks_the_installation(env: Env) -> None:
     assert "pas de relais" in page  # no upstream configured: the local Maildir
     assert "le résolveur répond" in page
     assert "Récapitulatif quotidien" in page
+    resp = await client.post("/settings/signal-spam", data={"csrf": csrf_of(page)})
+    assert "identifiants refusés" in await resp.text()
 
 
 async def test_english_is_available(env: Env) -> None:
