@@ -71,7 +71,7 @@ def test_release_from_the_console_reaches_the_upstream(
     web = Browserless(console_url(gw))
     web.login()
     _, _, page = web.get(f"/messages/{message_id}")
-    status, headers, _ = web.post(f"/messages/{message_id}/release",
+    status, _, _ = web.post(f"/messages/{message_id}/release",
                                   {"csrf": field(page, "csrf")})
     assert status == 303
     _, _, page = web.get(f"/messages/{message_id}")
@@ -109,7 +109,7 @@ def test_one_click_get_releases_nothing_and_the_post_does(
     assert status == 200
     assert "C&#39;est fait" in done and "message libéré" in done
     assert [m.content for m in upstream.messages] == [raw]
-    status, _, again = visitor.post(f"/a/{token}", {"action": "release",
+    status, _, _ = visitor.post(f"/a/{token}", {"action": "release",
                                                     "nonce": field(page, "nonce")})
     assert status == 410
     assert len(upstream.messages) == 1
