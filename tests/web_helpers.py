@@ -4,6 +4,7 @@ HTTP client, and the quarantine opened beside the running gateway."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import html
 import http.cookiejar
 import re
@@ -28,7 +29,8 @@ def console_url(gw: GatewayThread) -> str:
 
 
 def with_quarantine(cfg: Config, job: Callable[[Quarantine], Awaitable[T]]) -> T:
-    """Run ``job`` on the quarantine of ``cfg`` (its own connection to the database)."""
+    """Run ``job`` on the quarantine of ``cfg`` (its own connection to the database),
+    in a thread of its own: Playwright's sync API keeps a loop running in this one."""
     async def run() -> T:
         q = Quarantine.open(cfg)
         try:
@@ -36,7 +38,8 @@ def with_quarantine(cfg: Config, job: Callable[[Quarantine], Awaitable[T]]) -> T
         finally:
             q.close()
 
-    return asyncio.run(run())
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result(30)
 
 
 def issue_token(cfg: Config, message_id: str, action: str) -> str:
