@@ -28,7 +28,7 @@ from tests.web_helpers import (
 )
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import ConsoleMessage, Dialog, Page, Request
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -53,10 +53,21 @@ class Watched:
         self.dialogs: list[str] = []
         self.console: list[str] = []
         self.outside: list[str] = []
-        page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
-        page.on("console", lambda m: self.console.append(m.text))
-        page.on("request", lambda r: None if r.url.startswith(base) or r.url.startswith(
-            "data:") else self.outside.append(r.url))
+        self.base = base
+        page.on("dialog", self._dialog)
+        page.on("console", self._console)
+        page.on("request", self._request)
+
+    def _dialog(self, dialog: Dialog) -> None:
+        self.dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    def _console(self, message: ConsoleMessage) -> None:
+        self.console.append(message.text)
+
+    def _request(self, request: Request) -> None:
+        if not request.url.startswith((self.base, "data:")):
+            self.outside.append(request.url)
 
     def clean(self) -> None:
         assert self.dialogs == []
