@@ -41,7 +41,14 @@ class GatewayConsole(WebService):
 
             cert, key, _ = certificate_paths(cfg)
             self.ssl_context = server_context(cert, key)
-        await super().start()
+        try:
+            await super().start()
+        except OSError as exc:
+            # Mail must keep flowing: a console that cannot listen is reported, not fatal.
+            log.error("console web : impossible d'écouter sur %s (%s) — vérifiez [web] listen ; "
+                      "le courrier continue de passer / web console: cannot listen on %s (%s) "
+                      "— check [web] listen; mail keeps flowing", cfg.web.listen,
+                      exc.strerror or exc, cfg.web.listen, exc.strerror or exc)
 
     async def stop(self) -> None:
         await super().stop()

@@ -5,6 +5,7 @@ one-click link; a GET on the link releases nothing."""
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Callable
 
 import pytest
@@ -153,3 +154,24 @@ def test_dashboard_and_settings_over_the_real_gateway(gw: GatewayThread,
     assert "<svg" in page
     _, _, page = web.get("/settings")
     assert f"localhost:{upstream.port} répond (EHLO, starttls)" in page
+
+
+def test_a_busy_console_port_does_not_stop_the_mail(
+        make_gateway: MakeGW, relay_config: Config, upstream: CapturingUpstream,
+        caplog: pytest.LogCaptureFixture) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        relay_config.web.listen = f"127.0.0.1:{busy.getsockname()[1]}"
+        gw = make_gateway(relay_config)
+        with connect(gw) as c:
+            assert c.sendmail("camille@cabinet-kine.fr", ["a@example.org"],
+                              make_message()) == {}
+    assert len(upstream.messages) == 1
+    assert "impossible d'écouter" in caplog.text and "[web] listen" in caplog.text
+
+
+def test_no_console_when_listen_is_empty(make_gateway: MakeGW, relay_config: Config) -> None:
+    relay_config.web.listen = ""
+    gw = make_gateway(relay_config)
+    assert not hasattr(gw.gateway, "console")
