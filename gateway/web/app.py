@@ -75,6 +75,7 @@ def _templates() -> jinja2.Environment:
         autoescape=True,  # every template, whatever its name
         undefined=jinja2.StrictUndefined,
         trim_blocks=True, lstrip_blocks=True,
+        auto_reload=False,  # templates are package data: no stat() per page
     )
     return env
 
@@ -154,11 +155,18 @@ class Console:
             response.headers["Strict-Transport-Security"] = "max-age=31536000"
 
     def _secure(self, request: web.Request) -> bool:
+        """Is the browser on HTTPS (so cookies get ``Secure``)? Directly, through the
+        trusted proxy's X-Forwarded-Proto, or under the https public address's host.
+        (Not for a plain-HTTP visit on the listen address: its cookie would never
+        come back.)"""
         if request.secure:
             return True
-        if self.cfg.web.trusted_proxy and request.remote == self.cfg.web.trusted_proxy:
-            return request.headers.get("X-Forwarded-Proto", "").lower() == "https"
-        return self.cfg.web.public_url.startswith("https://")
+        if self.cfg.web.trusted_proxy and request.remote == self.cfg.web.trusted_proxy \
+                and request.headers.get("X-Forwarded-Proto", "").lower() == "https":
+            return True
+        public = self.cfg.web.public_url
+        return public.startswith("https://") and \
+            public[len("https://"):].split("/")[0].lower() == request.host.lower()
 
     def client_ip(self, request: web.Request) -> str:
         remote = request.remote or "?"
@@ -401,7 +409,13 @@ class Console:
         def page_url(n: int) -> str:
             return "/messages?" + urlencode({**keep, "page": str(n)})
 
+        labels = {
+            "dir": {d: self.t(request, f"dir.{d}") for d in DIRECTIONS},
+            "cat": {c: self.t(request, f"cat.{c}") for c in CATEGORIES},
+            "status": {s: self.t(request, f"status.{s}") for s in STATUSES},
+        }
         return self.render(request, "list.html", items=items, total=total, page=page,
+                           labels=labels,
                            pages=pages, page_url=page_url, q=q, current_status=status,
                            problems=problems, categories=CATEGORIES, statuses=STATUSES,
                            directions=DIRECTIONS)

@@ -640,3 +640,16 @@ def test_the_nonce_is_bound_to_token_and_expires(tmp_path: Path) -> None:
     assert not nonces.check("t1", nonce)
     assert load_secret(tmp_path / "s") == load_secret(tmp_path / "s")
     assert (tmp_path / "s").stat().st_mode & 0o777 == 0o600
+
+
+async def test_cookies_are_secure_behind_an_https_proxy(tmp_path: Path) -> None:
+    cfg = config_for_tests(tmp_path / "data")
+    cfg.web.trusted_proxy = "127.0.0.1"
+    console = Console(cfg, MemoryBackend(), UsersFile(cfg.users_file))
+    async with TestClient(TestServer(console.app())) as client:
+        plain = await client.get("/login")
+        assert not plain.cookies["vigie_session"]["secure"]
+        client.session.cookie_jar.clear()
+        proxied = await client.get("/login", headers={"X-Forwarded-Proto": "https"})
+        assert proxied.cookies["vigie_session"]["secure"]
+        assert proxied.headers["Content-Security-Policy"] == CSP
