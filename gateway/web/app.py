@@ -555,6 +555,10 @@ class Console:
         held = await self.backend.get(info.message_id)
         if held is None:
             return self._token_problem(request, TokenError("invalid"))
+        if held.status != "held":  # released or deleted meanwhile (from the console…)
+            return self.render(request, "error.html", status=409,
+                               title=self.t(request, "oc.failed.title"),
+                               text=self.t(request, "act.not_held"))
         return self.render(request, "confirm.html", held=held, action=info.action,
                            nonce=self.nonces.issue(f"{token}\0{info.action}"),
                            post_url=request.path)

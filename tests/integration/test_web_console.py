@@ -175,3 +175,18 @@ def test_no_console_when_listen_is_empty(make_gateway: MakeGW, relay_config: Con
     relay_config.web.listen = ""
     gw = make_gateway(relay_config)
     assert not hasattr(gw.gateway, "console")
+
+
+def test_a_release_the_upstream_refuses_for_now_keeps_the_message_held(
+        gw: GatewayThread, upstream: CapturingUpstream) -> None:
+    message_id, _ = send_held(gw)
+    upstream.behaviour.data_reply = "451 4.3.0 Try again later"
+    token = issue_token(gw.cfg, message_id, "release")
+    visitor = Browserless(console_url(gw))
+    _, _, page = visitor.get(f"/a/{token}")
+    status, _, text = visitor.post(f"/a/{token}", {"action": "release",
+                                                   "nonce": field(page, "nonce")})
+    assert status == 502
+    assert "le message reste retenu" in text and "ouvrez la console" in text
+    assert upstream.messages == []
+    assert status_of(gw.cfg, message_id) == "held"

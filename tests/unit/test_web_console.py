@@ -618,6 +618,17 @@ async def test_expired_tampered_and_wrong_action_links_show_a_french_page(
     assert backend.acted == []
 
 
+async def test_a_link_to_a_message_no_longer_held_offers_no_button(env: Env) -> None:
+    client, backend, *_ = env
+    backend.add(held("M1"), mail("x", "y"))
+    token = one_click(backend)
+    await backend.act("M1", "delete", "someone")
+    resp = await client.get(f"/a/{token}")
+    assert resp.status == 409
+    page = await words(resp)
+    assert "plus en attente" in page and "<button" not in page.split("<main>")[1]
+
+
 async def test_one_click_pages_need_no_login_and_serve_the_digest_path(env: Env) -> None:
     client, backend, *_ = env
     backend.add(held("M1"), mail("x", "y"))
