@@ -55,6 +55,8 @@ _TEXT = {
         "other_lang": "vigie's daily summary of held mail; in English: [digest] language = "
                       "\"en\".",
         "id": "identifiant",
+        "more": "… et {more} autre(s) message(s) retenu(s) : voyez la console de vigie "
+                "(« vigie quarantine list »).",
     },
     "en": {
         "subject_one": "vigie: 1 message held", "subject_many": "vigie: {n} messages held",
@@ -71,6 +73,8 @@ _TEXT = {
                   "messages are erased after {retention} days.",
         "other_lang": "Résumé quotidien de vigie ([digest] language = \"fr\" pour le français).",
         "id": "id",
+        "more": "… and {more} more held message(s): see the vigie console "
+                "('vigie quarantine list').",
     },
 }
 
@@ -96,11 +100,13 @@ def _when(ts: float, tz: ZoneInfo) -> str:
 
 
 def render(lines: Sequence[DigestLine], *, since: float, until: float, tz: ZoneInfo,
-           lang: str = "fr", token_days: int = 7, retention_days: int = 30) -> Digest:
+           lang: str = "fr", token_days: int = 7, retention_days: int = 30,
+           more: int = 0) -> Digest:
     """The digest's subject, plain text and HTML (pure: no I/O)."""
     t = _TEXT["en" if lang == "en" else "fr"]
     labels = LINK_LABELS["en" if lang == "en" else "fr"]
-    n = len(lines)
+    n = len(lines) + more
+    sep = ": " if lang == "en" else " : "  # French puts a space before the colon
     start, end = _when(since, tz), _when(until, tz)
     subject = (t["subject_none"] if n == 0 else t["subject_one"] if n == 1
                else t["subject_many"].format(n=n))
@@ -135,11 +141,11 @@ def render(lines: Sequence[DigestLine], *, since: float, until: float, tz: ZoneI
             fields += [(t["date"], _when(s.received_at, tz)), (t["why"], reasons)]
             text.append("")
             for k, v in fields:
-                text.append(f"  {k} : {v}" if lang != "en" else f"  {k}: {v}")
+                text.append(f"  {k}{sep}{v}")
             text.append(f"  ({t['id']} {s.id})")
             for action in LINK_ACTIONS:
                 if action in line.links:
-                    text.append(f"  {labels[action]} : {line.links[action]}")
+                    text.append(f"  {labels[action]}{sep}{line.links[action]}")
             out.append("<div style=\"margin:12px 0;padding:10px;border:1px solid #ddd;"
                        "border-radius:6px\"><table style=\"border-collapse:collapse\">")
             for k, v in fields:
@@ -155,6 +161,10 @@ def render(lines: Sequence[DigestLine], *, since: float, until: float, tz: ZoneI
                                f"text-decoration:none\">{html.escape(labels[action])}</a>")
             out.append(f"<span style=\"color:#999;font-size:12px\">{t['id']} "
                        f"{html.escape(s.id)}</span></p></div>")
+    if more:
+        extra = t["more"].format(more=more)
+        text += ["", extra]
+        out.append(f"<p><strong>{html.escape(extra)}</strong></p>")
     if n:
         note = t["links_note"].format(days=token_days) if has_links else t["no_links"]
         text += ["", note]
@@ -167,42 +177,55 @@ def render(lines: Sequence[DigestLine], *, since: float, until: float, tz: ZoneI
                   count=n, since=since, until=until)
 
 
+def actions_for(summary: HeldSummary) -> tuple[str, ...]:
+    """The one-click actions a line offers: mail the practice sent is never reported to
+    Signal Spam, and its sender is not exempted from the patient data check."""
+    if summary.direction == "outbound":
+        return ("release", "delete") if summary.category == "patient_data" else (
+            "release", "delete", "allow")
+    return LINK_ACTIONS
+
+
 def public_url(cfg: Config) -> str:
     """Base of the one-click links: [digest] public_url, else the console's."""
     base = cfg.digest.public_url or str(getattr(cfg.web, "public_url", "") or "")
     return base.rstrip("/")
 
 
+MAX_LINES = 200
+
+
 async def build(quarantine: Quarantine, cfg: Config, *, since: float, until: float,
-                limit: int = 5000) -> Digest:
+                limit: int = 5000, max_lines: int = MAX_LINES) -> Digest:
     """The digest of messages held in [since, until) and still held; issues the links'
-    tokens (four per message) in one transaction."""
+    tokens (up to four per message) in one transaction. A mail can only be so long:
+    beyond ``max_lines`` messages the digest says how many more the console lists."""
     items, _ = await quarantine.store.list(status="held", since=since, until=until,
                                            limit=limit)
     # list() is capped per page: read on for large days
     while len(items) < limit:
-        more, total = await quarantine.store.list(status="held", since=since, until=until,
+        page, total = await quarantine.store.list(status="held", since=since, until=until,
                                                   limit=1000, offset=len(items))
-        if not more:
+        if not page:
             break
-        items += more
+        items += page
         if len(items) >= total:
             break
     items.sort(key=lambda s: s.received_at)
+    more = max(0, len(items) - max_lines)
+    items = items[:max_lines]
     base = public_url(cfg)
     lines: list[DigestLine] = []
     if base and items:
-        pairs = [(s.id, a) for s in items for a in LINK_ACTIONS]
-        tokens = await quarantine.tokens.issue_many(pairs)
-        for i, s in enumerate(items):
-            chunk = tokens[i * len(LINK_ACTIONS):(i + 1) * len(LINK_ACTIONS)]
-            lines.append(DigestLine(s, {a: f"{base}/a/{tok}"
-                                        for a, tok in zip(LINK_ACTIONS, chunk, strict=True)}))
+        pairs = [(s.id, a) for s in items for a in actions_for(s)]
+        tokens = iter(await quarantine.tokens.issue_many(pairs))
+        for s in items:
+            lines.append(DigestLine(s, {a: f"{base}/a/{next(tokens)}" for a in actions_for(s)}))
     else:
         lines = [DigestLine(s, {}) for s in items]
     return render(lines, since=since, until=until, tz=ZoneInfo(cfg.digest.timezone),
                   lang=cfg.digest.language, token_days=cfg.quarantine.token_days,
-                  retention_days=cfg.quarantine.retention_days)
+                  retention_days=cfg.quarantine.retention_days, more=more)
 
 
 def sender_address(cfg: Config) -> str:

@@ -19,8 +19,9 @@ from zoneinfo import ZoneInfo
 
 from gateway.config import Config
 from gateway.quarantine import digest
+from gateway.quarantine.folder import durable_write_file
 from gateway.quarantine.reasons import categorize, plain_reasons
-from gateway.quarantine.service import PurgeService, Quarantine
+from gateway.quarantine.service import DAY, PurgeService, Quarantine
 from gateway.quarantine.store import HoldMeta
 
 if TYPE_CHECKING:
@@ -96,6 +97,22 @@ class DigestService:
         if self.cfg.digest.recipients:
             self._task = asyncio.get_running_loop().create_task(self._loop())
 
+    @property
+    def state_path(self) -> Path:
+        return self.quarantine.store.root / "digest.last"
+
+    def _since(self, now: float) -> float:
+        """The end of the period of the last digest sent (a day missed while vigie was
+        stopped is covered by the next one), at most the retention period back."""
+        try:
+            last = float(self.state_path.read_text(encoding="ascii").strip())
+        except (OSError, ValueError):
+            return now - DAY
+        return max(min(last, now - DAY), now - self.quarantine.retention_days * DAY)
+
+    def _sent(self, now: float) -> None:
+        durable_write_file(self.state_path, f"{now}\n".encode("ascii"))
+
     def _next(self) -> float:
         now = datetime.fromtimestamp(self.clock(), UTC)
         return digest.next_run(now, self.cfg.digest.time,
@@ -108,9 +125,13 @@ class DigestService:
             if remaining > 0:
                 await asyncio.sleep(min(remaining, 60.0))
                 continue
+            now = self.clock()
             try:
                 self.last_outcome = await digest.run_digest(
-                    self.quarantine, self.cfg, self.hop_factory, now=self.clock())
+                    self.quarantine, self.cfg, self.hop_factory, now=now,
+                    since=await asyncio.to_thread(self._since, now))
+                if self.last_outcome.sent or self.last_outcome.count == 0:
+                    await asyncio.to_thread(self._sent, now)
             except (OSError, sqlite3.Error) as exc:
                 log.error("digest failed: %s", exc)
             due = self._next()

@@ -476,7 +476,8 @@ def hold_meta(message: Message, symbols: Sequence[str], findings: Sequence[Findi
     if env.direction is Direction.INBOUND:
         with contextlib.suppress(Exception):  # a broken header: no subject, not an error
             value = message.parsed.get("subject")
-            subject = str(value)[:300] if value is not None else None
+            # one line of printable text (it is shown in the digest and the console)
+            subject = " ".join(str(value).split())[:300] if value is not None else None
     return HoldMeta(
         direction=direction, mail_from=env.mail_from, rcpt_tos=list(env.rcpt_tos),
         mail_options=list(env.mail_options), symbols=list(symbols),

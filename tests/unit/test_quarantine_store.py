@@ -305,3 +305,21 @@ async def test_secrets_are_sealed(q: Quarantine, cfg: Config) -> None:
         if path.is_file():
             assert b"p4ss-w0rd" not in path.read_bytes()
     assert await q.secrets.get("nothing") is None
+
+
+def test_hold_meta_keeps_one_line_of_inbound_subject_and_nothing_outbound() -> None:
+    from gateway.model import Direction, Envelope, Message
+    from gateway.smtp.handler import hold_meta
+
+    raw = make_message(subject="=?utf-8?q?Facture_=0D=0Ainject=C3=A9e?=", body=BODY)
+    inbound = hold_meta(Message(raw, Envelope("x@example.org", ["camille@cabinet-kine.fr"],
+                                              Direction.INBOUND)), ["HYG_NO_DATE"])
+    assert inbound.subject == "Facture injectée"
+    assert inbound.category == "spam"
+    outbound = hold_meta(Message(raw, Envelope("camille@cabinet-kine.fr", ["p@gmail.com"],
+                                               Direction.OUTBOUND)),
+                         ["PATIENT_DATA_WEBMAIL_HIGH", "PD_NIR", "PD_DIAGNOSIS"])
+    assert outbound.subject is None and outbound.category == "patient_data"
+    assert [r.fr for r in outbound.reasons] == [
+        "données de patient vers une messagerie gratuite (non sécurisée)",
+        "numéro de sécurité sociale dans le message", "termes médicaux dans le message"]
