@@ -6,8 +6,12 @@ plain (not asyncio) functions."""
 
 from __future__ import annotations
 
+import email
+import email.policy
 import os
+import socket
 from collections.abc import Callable, Iterator
+from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +29,7 @@ from tests.web_helpers import (
     hold_inbound,
     issue_token,
     status_of,
+    with_quarantine,
 )
 
 if TYPE_CHECKING:
@@ -82,8 +87,7 @@ def gw(make_gateway: MakeGW, relay_config: Config) -> GatewayThread:
     return make_gateway(relay_config)
 
 
-@pytest.fixture
-def page(gw: GatewayThread) -> Iterator[Page]:
+def _page() -> Iterator[Page]:
     """A fresh French browser page. Playwright's sync API keeps an event loop
     running in this thread while it is open, so it is opened after the gateway
     (whose thread's loop is closed from here) and closed before it stops."""
@@ -99,6 +103,11 @@ def page(gw: GatewayThread) -> Iterator[Page]:
             context.close()
         finally:
             browser.close()
+
+
+@pytest.fixture
+def page(gw: GatewayThread) -> Iterator[Page]:
+    yield from _page()
 
 
 def send_held(gw: GatewayThread) -> tuple[str, bytes]:
@@ -162,26 +171,68 @@ def test_release_from_the_console_page(gw: GatewayThread, page: Page,
     watched.clean()
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def digest_gw(make_gateway: MakeGW, relay_config: Config) -> GatewayThread:
+    """A gateway whose digest links point at its own console."""
+    relay_config.policy = {"symbols": {"HYG_NO_MESSAGE_ID": {"action": "hold"}}}
+    port = free_port()
+    relay_config.web.listen = f"127.0.0.1:{port}"
+    relay_config.web.public_url = f"http://127.0.0.1:{port}"
+    relay_config.digest.recipients = ["camille@cabinet-kine.fr"]
+    return make_gateway(relay_config)
+
+
+@pytest.fixture
+def digest_page(digest_gw: GatewayThread) -> Iterator[Page]:
+    yield from _page()
+
+
+def send_digest(gw: GatewayThread, upstream: CapturingUpstream) -> str:
+    """Run the real daily digest through the relay; the HTML part the upstream got."""
+    from gateway.quarantine.digest import run_digest
+
+    outcome = with_quarantine(gw.cfg, lambda q: run_digest(q, gw.cfg, gw.gateway.hop_factory))
+    assert outcome.sent and outcome.count == 1
+    (mail,) = [m for m in upstream.messages if b"X-Vigie-Digest: 1" in m.content]
+    parsed = email.message_from_bytes(mail.content, policy=email.policy.default)
+    assert isinstance(parsed, EmailMessage)
+    part = parsed.get_body(("html",))
+    assert part is not None
+    return str(part.get_content())
+
+
 def test_the_digest_release_link_confirm_and_the_upstream_receives_it(
-        gw: GatewayThread, page: Page, upstream: CapturingUpstream) -> None:
+        digest_gw: GatewayThread, digest_page: Page, upstream: CapturingUpstream) -> None:
+    gw, page = digest_gw, digest_page
     message_id, raw = send_held(gw)
-    link = f"{console_url(gw)}/a/{issue_token(gw.cfg, message_id, 'release')}"
+    digest_html = send_digest(gw, upstream)
+    assert message_id in digest_html
+    page.set_content(digest_html)  # Camille's mail program shows the digest
     watched = Watched(page, console_url(gw))
-    page.goto(link)  # from the mail: no login
+    page.get_by_role("link", name="Libérer").click()  # the link in the mail
+    page.wait_for_url(f"{console_url(gw)}/a/*")
+    link = page.url
     assert page.locator("h1").inner_text() == "Libérer ?"
     button = page.get_by_role("button")
     assert button.count() == 1
-    assert upstream.messages == []  # the page alone did nothing
+    assert [m.content for m in upstream.messages if m.content == raw] == []  # nothing yet
+    assert status_of(gw.cfg, message_id) == "held"
     button.click()
     page.wait_for_load_state()
     assert page.locator("h1").inner_text() == "C'est fait"
     assert "message libéré" in page.locator(".flash").inner_text()
-    assert [m.content for m in upstream.messages] == [raw]
+    assert [m.content for m in upstream.messages if m.content == raw] == [raw]
     assert status_of(gw.cfg, message_id) == "released"
     # the link has served: opening it again says so and does nothing more
     page.goto(link)
     assert "déjà servi" in page.locator("main").inner_text()
-    assert len(upstream.messages) == 1
+    assert len([m for m in upstream.messages if m.content == raw]) == 1
     watched.clean()
 
 
