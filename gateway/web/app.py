@@ -115,7 +115,7 @@ class Console:
         self.nonces = Nonces(load_secret(cfg.data_dir / "web.secret"))
         self.templates = _templates()
         self.login_slots = asyncio.Semaphore(LOGIN_SLOTS)
-        tz_name = getattr(cfg.digest, "timezone", "") or "Europe/Paris"
+        tz_name = cfg.digest.timezone or "Europe/Paris"
         try:
             self.tz: datetime.tzinfo = zoneinfo.ZoneInfo(tz_name)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):

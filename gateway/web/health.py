@@ -9,13 +9,14 @@ import datetime
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import aiosmtplib
 from cryptography import x509
 
 from gateway.config import Config
 from gateway.dns import DNSTempError, NXDomain, Resolver
+from gateway.quarantine.crypto import key_path
 from gateway.smtp.relay import client_tls_context
 
 Status = Literal["ok", "warn", "fail"]
@@ -115,38 +116,36 @@ def check_certificate(path: Path | None, now: datetime.datetime | None = None) -
 
 
 def check_digest(cfg: Config) -> Check:
-    digest: Any = cfg.digest
-    recipients = list(getattr(digest, "recipients", []) or [])
-    when = getattr(digest, "time", "")
-    zone = getattr(digest, "timezone", "")
-    if not recipients:
+    digest = cfg.digest
+    if not digest.recipients:
         return Check("set.digest", "warn",
                      "aucun destinataire ([digest] recipients) : pas de récapitulatif envoyé",
                      "no recipients ([digest] recipients): no digest is sent")
+    who = ", ".join(digest.recipients)
     return Check("set.digest", "ok",
-                 f"chaque jour à {when} ({zone}) pour {', '.join(recipients)}",
-                 f"every day at {when} ({zone}) to {', '.join(recipients)}")
+                 f"chaque jour à {digest.time} ({digest.timezone}) pour {who}",
+                 f"every day at {digest.time} ({digest.timezone}) to {who}")
 
 
 def check_key(cfg: Config) -> Check:
-    q: Any = cfg.quarantine
-    if getattr(q, "key", ""):
+    if cfg.quarantine.key:
         return Check("set.key", "ok", "clé donnée par la configuration / l'environnement",
                      "key given by the configuration / environment")
-    configured = getattr(q, "key_file", "")
-    path = Path(configured).expanduser() if configured else cfg.data_dir / "quarantine.key"
+    path = key_path(cfg)
     try:
         mode = path.stat().st_mode & 0o777
     except FileNotFoundError:
-        return Check("set.key", "warn", f"{path} absente (créée au premier message retenu)",
-                     f"{path} missing (created when the first message is held)")
+        return Check("set.key", "fail", f"{path} absente : les messages retenus ne peuvent "
+                     "pas être relus", f"{path} missing: held messages cannot be read")
     except OSError as exc:
         return Check("set.key", "fail", f"{path} illisible ({exc.strerror})",
                      f"{path} unreadable ({exc.strerror})")
     if mode & 0o077:
         return Check("set.key", "fail", f"{path} lisible par d'autres (droits {mode:o}, "
                      "attendu 600)", f"{path} readable by others (mode {mode:o}, expected 600)")
-    return Check("set.key", "ok", f"{path} présente (droits 600)", f"{path} present (mode 600)")
+    return Check("set.key", "ok", f"{path} présente (droits 600) — gardez-en une copie à "
+                 "part des données", f"{path} present (mode 600) — keep a copy apart from "
+                 "the data")
 
 
 def check_public_url(cfg: Config) -> Check:

@@ -55,9 +55,10 @@ class _TextOfHTML(HTMLParser):
     """Visible text of an HTML part: tags dropped, scripts and styles skipped,
     block elements on their own lines, links shown as «text [address]»."""
 
-    BLOCKS = frozenset({"p", "div", "br", "tr", "li", "h1", "h2", "h3", "h4", "h5", "h6",
-                        "table", "blockquote", "pre", "hr", "ul", "ol", "section", "article",
+    BLOCKS = frozenset({"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "table",
+                        "blockquote", "pre", "hr", "ul", "ol", "section", "article",
                         "header", "footer"})
+    LINES = frozenset({"br", "tr", "li"})  # a new line before, none after
     SKIP = frozenset({"script", "style", "head", "title", "template", "noscript"})
 
     def __init__(self) -> None:
@@ -69,14 +70,14 @@ class _TextOfHTML(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in self.SKIP:
             self._skip += 1
-        elif tag in self.BLOCKS:
+        elif tag in self.BLOCKS or tag in self.LINES:
             self.parts.append("\n")
         if tag == "a":
             self._href.append(dict(attrs).get("href"))
         if tag == "img":
             alt = dict(attrs).get("alt")
             if alt:
-                self.parts.append(f"[image : {alt}]")
+                self.parts.append(f" [image : {alt}] ")
 
     def handle_endtag(self, tag: str) -> None:
         if tag in self.SKIP:
