@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
+import urllib.request
 from collections.abc import Callable
 
 import pytest
@@ -190,3 +192,18 @@ def test_a_release_the_upstream_refuses_for_now_keeps_the_message_held(
     assert "le message reste retenu" in text and "ouvrez la console" in text
     assert upstream.messages == []
     assert status_of(gw.cfg, message_id) == "held"
+
+
+def test_the_console_can_serve_https_with_the_gateway_certificate(
+        make_gateway: MakeGW, relay_config: Config) -> None:
+    relay_config.web.tls = True
+    UsersFile(relay_config.users_file).add(ADMIN, ADMIN_PW, admin=True)
+    gw = make_gateway(relay_config)
+    url = console_url(gw)
+    assert url.startswith("https://127.0.0.1:")
+    context = ssl.create_default_context(cafile=gw.cafile)
+    with urllib.request.urlopen(url + "/login", context=context, timeout=15) as resp:
+        assert resp.status == 200
+        cookie = resp.headers["Set-Cookie"]
+        assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        assert resp.headers["Strict-Transport-Security"]
