@@ -4,10 +4,14 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gateway.config import parse_listen
+from gateway.quarantine.actions import gateway_hops
+from gateway.quarantine.service import Quarantine
+from gateway.smtp.tls import certificate_paths, server_context
 from gateway.web.app import Console, WebService
+from gateway.web.quarantine_backend import QuarantineBackend
 
 if TYPE_CHECKING:
     from gateway.smtp.server import Gateway
@@ -16,29 +20,23 @@ log = logging.getLogger("vigie.web")
 
 
 class GatewayConsole(WebService):
-    """Opens what it needs when ``vigie serve`` starts its services (after the
-    listeners, so the TLS certificate exists)."""
+    """Built with the gateway (so ``start()``, run once the listeners are up, only
+    binds the socket); uses the gateway's quarantine when it has one."""
 
     def __init__(self, gateway: Gateway) -> None:
+        cfg = gateway.cfg
         self.gateway = gateway
-        self._own_quarantine: Any = None
-        super().__init__(None, parse_listen(gateway.cfg.web.listen))
-
-    async def start(self) -> None:
-        from gateway.quarantine.actions import gateway_hops
-        from gateway.quarantine.service import Quarantine
-        from gateway.web.quarantine_backend import QuarantineBackend
-
-        gw = self.gateway
-        cfg = gw.cfg
-        quarantine = getattr(gw, "quarantine", None)
+        quarantine = getattr(gateway, "quarantine", None)
+        self._own_quarantine: Quarantine | None = None
         if quarantine is None:  # a gateway without the quarantine wired in
             quarantine = self._own_quarantine = Quarantine.open(cfg)
-        backend = QuarantineBackend(cfg, quarantine, gateway_hops(gw))
-        self.console = Console(cfg, backend, gw.users, cert_path=lambda: gw.cert_path)
-        if cfg.web.tls:
-            from gateway.smtp.tls import certificate_paths, server_context
+        backend = QuarantineBackend(cfg, quarantine, gateway_hops(gateway))
+        console = Console(cfg, backend, gateway.users, cert_path=lambda: gateway.cert_path)
+        super().__init__(console, parse_listen(cfg.web.listen))
 
+    async def start(self) -> None:
+        cfg = self.gateway.cfg
+        if cfg.web.tls:  # the certificate exists now: Gateway.start() made it if needed
             cert, key, _ = certificate_paths(cfg)
             self.ssl_context = server_context(cert, key)
         try:
