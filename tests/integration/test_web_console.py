@@ -5,6 +5,7 @@ one-click link; a GET on the link releases nothing."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import ssl
 import urllib.request
@@ -98,7 +99,9 @@ def test_a_post_without_csrf_releases_nothing(gw: GatewayThread,
 
 
 def test_one_click_get_releases_nothing_and_the_post_does(
-        gw: GatewayThread, upstream: CapturingUpstream) -> None:
+        gw: GatewayThread, upstream: CapturingUpstream,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     message_id, raw = send_held(gw)
     token = issue_token(gw.cfg, message_id, "release")
     visitor = Browserless(console_url(gw))  # no login: the token is the credential
@@ -116,6 +119,8 @@ def test_one_click_get_releases_nothing_and_the_post_does(
                                                     "nonce": field(page, "nonce")})
     assert status == 410
     assert len(upstream.messages) == 1
+    assert token not in caplog.text  # the link is a credential: never in a log line
+    assert "one-click: release on" in caplog.text
 
 
 def test_one_click_wrong_action_and_tampered_links_do_nothing(
