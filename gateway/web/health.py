@@ -17,6 +17,7 @@ from cryptography import x509
 from gateway.config import Config
 from gateway.dns import DNSTempError, NXDomain, Resolver
 from gateway.quarantine.crypto import key_path
+from gateway.quarantine.digest import public_url
 from gateway.smtp.relay import client_tls_context
 
 Status = Literal["ok", "warn", "fail"]
@@ -149,16 +150,18 @@ def check_key(cfg: Config) -> Check:
 
 
 def check_public_url(cfg: Config) -> Check:
-    url = cfg.web.public_url
+    url = public_url(cfg)
     if not url:
         return Check("set.console", "warn",
-                     f"[web] public_url vide : les liens du récapitulatif pointent vers "
-                     f"http://{cfg.web.listen}, joignable seulement depuis ce serveur",
-                     f"[web] public_url empty: digest links point at http://{cfg.web.listen}, "
-                     "reachable from this server only")
+                     "[web] public_url vide : le récapitulatif n'a pas de boutons d'action "
+                     "(agir depuis la console)",
+                     "[web] public_url empty: the digest has no action buttons (act from the "
+                     "console)")
     if not url.startswith("https://"):
-        return Check("set.console", "warn", f"{url} : sans HTTPS", f"{url}: without HTTPS")
-    return Check("set.console", "ok", url, url)
+        return Check("set.console", "warn", f"{url} : sans HTTPS (liens du récapitulatif en "
+                     "clair)", f"{url}: without HTTPS (digest links in clear)")
+    return Check("set.console", "ok", f"liens du récapitulatif : {url}/a/…",
+                 f"digest links: {url}/a/…")
 
 
 async def run_checks(cfg: Config, resolver: Resolver, cert: Path | None) -> list[Check]:
