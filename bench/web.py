@@ -6,7 +6,8 @@ store's API (default 10 000; a third outbound), serves the console in this proce
 
 - ``static``: a trivial aiohttp handler returning a page of the same size (the
   cost of HTTP + aiohttp + the client, nothing of vigie);
-- ``store``: the store's list query alone (``store.list(limit=50)``), no HTTP;
+- ``store``: the store's list query alone (``store.list(limit=50)``), no HTTP, and
+  the same for the filtered and page-100 queries;
 - ``console``: ``GET /messages`` (first page, 50 rows), then with a filter
   (``direction=inbound``) and deep in the list (page 100).
 
@@ -128,6 +129,15 @@ async def run(cfg: Config, q: Quarantine, requests: int) -> dict[str, dict[str, 
                 await q.store.list(status="held", limit=50)
 
             results["store"] = summary(await timed(store_query, requests))
+
+            async def store_filter() -> None:
+                await q.store.list(status="held", direction="inbound", limit=50)
+
+            async def store_page100() -> None:
+                await q.store.list(status="held", limit=50, offset=99 * 50)
+
+            results["store_filter"] = summary(await timed(store_filter, requests))
+            results["store_page100"] = summary(await timed(store_page100, requests))
             results["console"] = summary(await timed(lambda: get("/messages"), requests))
             results["console_filter"] = summary(
                 await timed(lambda: get("/messages?direction=inbound"), requests))
