@@ -507,7 +507,8 @@ class Console:
     async def usb_page(self, request: web.Request) -> web.StreamResponse:
         self._user(request)
         reports = await asyncio.to_thread(usb.list_reports, self.cfg.data_dir / "usb-reports")
-        return self.render(request, "usb.html", reports=reports)
+        return self.render(request, "usb.html", reports=reports,
+                           count_labels=usb.COUNT_LABELS)
 
     async def settings_page(self, request: web.Request) -> web.StreamResponse:
         self._user(request)

@@ -19,6 +19,7 @@ class FlaggedFile:
     verdict: str
     reasons: list[str]
     moved: bool = False
+    verdict_fr: str = ""
 
 
 @dataclass
@@ -66,6 +67,13 @@ def _reason_text(finding: Any) -> str:
 
 
 FLAGGED_VERDICTS = {"suspicious", "malicious", "error", "not_inspected"}
+COUNT_LABELS = {  # the counts of `vigie scan` / `vigie usb watch` reports
+    "files": ("fichiers", "files"), "bytes": ("octets", "bytes"),
+    "clean": ("propres", "clean"), "suspicious": ("suspects", "suspicious"),
+    "malicious": ("dangereux", "malicious"), "not_inspected": ("non inspectés", "not inspected"),
+    "errors": ("erreurs", "errors"), "skipped": ("ignorés", "skipped"),
+    "quarantined": ("mis de côté", "moved aside"),
+}
 
 
 def _files(data: dict[str, Any]) -> list[FlaggedFile]:
@@ -80,10 +88,11 @@ def _files(data: dict[str, Any]) -> list[FlaggedFile]:
         if "flagged" not in data and verdict not in FLAGGED_VERDICTS and not findings:
             continue  # a clean file of the full list
         out.append(FlaggedFile(
-            path=str(_first(entry, "path", "relpath", "name", "file") or "?"),
+            path=str(_first(entry, "relative", "relpath", "path", "name", "file") or "?"),
             verdict=verdict or "?",
             reasons=[_reason_text(f) for f in findings],
-            moved=bool(_first(entry, "quarantined", "moved", "moved_to"))))
+            moved=bool(_first(entry, "quarantine", "quarantined", "moved", "moved_to")),
+            verdict_fr=str(entry.get("verdict_fr") or "")))
     return out
 
 
@@ -108,10 +117,14 @@ def read_report(path: Path) -> UsbReport:
     if not isinstance(data, dict):
         report.error = "pas un objet JSON / not a JSON object"
         return report
-    found = data.get("device")
+    # `vigie usb watch` writes {"mount": {"mount_point", "device", "label", ...}}
+    found = data.get("mount") if isinstance(data.get("mount"), dict) else data.get("device")
     device: dict[str, Any] = found if isinstance(found, dict) else {}
-    report.mount = str(_first(data, "mount_point", "mount", "mountpoint", "root")
-                       or _first(device, "mount_point", "mount") or "")
+    top = {k: v for k, v in data.items() if not isinstance(v, dict | list)}
+    roots = data.get("roots")
+    report.mount = str(_first(device, "mount_point", "mount")
+                       or _first(top, "mount_point", "mount", "mountpoint", "root")
+                       or (roots[0] if isinstance(roots, list) and roots else "") or "")
     report.label = str(_first(data, "label", "device_label")
                        or _first(device, "label", "name") or "")
     report.started = _time_text(_first(data, "started", "started_at", "time", "finished"))

@@ -113,3 +113,29 @@ def test_chart_escapes_its_labels() -> None:
     svg = bar_chart([("<b>x</b>", [3, 1])], ["reçu", "envoyé"], "titre & co")
     assert "<b>" not in svg and "&lt;b&gt;" in svg and "titre &amp; co" in svg
     assert svg.count("<rect") == 4  # two legend squares, two bars
+
+
+def test_usb_report_in_the_format_vigie_usb_watch_writes(tmp_path: Path) -> None:
+    (tmp_path / "20261129T090000Z-CLE.json").write_text(json.dumps({
+        "format": "vigie-scan-report", "version": 1, "kind": "usb",
+        "roots": ["/media/camille/CLE"], "started": "2026-11-29T09:00:00Z",
+        "finished": "2026-11-29T09:00:04Z",
+        "counts": {"files": 3, "bytes": 1200, "clean": 2, "malicious": 1},
+        "mount": {"mount_point": "/media/camille/CLE", "device": "/dev/sdb1",
+                  "label": "CLE", "fstype": "vfat"},
+        "files": [
+            {"path": "/media/camille/CLE/a.pdf", "relative": "a.pdf", "verdict": "CLEAN",
+             "findings": []},
+            {"path": "/media/camille/CLE/docs/x.pdf", "relative": "docs/x.pdf",
+             "verdict": "MALICIOUS", "verdict_fr": "dangereux",
+             "findings": [{"symbol": "PE_IN_PDF", "verdict": "MALICIOUS",
+                           "reason": {"fr": "programme déguisé en PDF",
+                                      "en": "program disguised as a PDF"}, "path": ""}],
+             "quarantine": {"to": "/var/lib/vigie/q/x.pdf.quarantined"}}]}))
+    (report,) = list_reports(tmp_path)
+    assert report.mount == "/media/camille/CLE" and report.label == "CLE"
+    assert report.started == "2026-11-29 09:00:00"
+    assert report.counts["malicious"] == 1
+    (flagged,) = report.flagged
+    assert flagged.path == "docs/x.pdf" and flagged.moved and flagged.verdict_fr == "dangereux"
+    assert flagged.reasons == ["programme déguisé en PDF"]
