@@ -121,6 +121,8 @@ class Console:
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             self.tz = datetime.UTC
         self.static_dir = Path(__file__).parent / "static"
+        self._admins: set[str] = set()
+        self._admins_stamp: int | None = None
 
     # --- application ------------------------------------------------------
 
@@ -275,8 +277,28 @@ class Console:
             request[NEW_SESSION] = session
         return session
 
+    def _still_admin(self, name: str) -> bool:
+        """Is ``name`` still an admin in the users file? Re-read only when the file
+        changed: deleting a user (or taking --admin away) ends their sessions."""
+        try:
+            stamp = self.users.path.stat().st_mtime_ns
+        except OSError:
+            stamp = -1
+        if stamp != self._admins_stamp:
+            try:
+                self._admins = {u.name for u in self.users.load().values() if u.admin}
+            except UserError as exc:
+                log.error("console: %s", str(exc).splitlines()[-1])
+                self._admins = set()
+            self._admins_stamp = stamp
+        return name in self._admins
+
     def _user(self, request: web.Request) -> str:
         session: Session | None = request[SESSION]
+        if session is not None and session.user is not None \
+                and not self._still_admin(session.user):
+            self.sessions.drop_user(session.user)
+            request[SESSION] = session = None
         if session is None or session.user is None:
             had_cookie = bool(request.cookies.get(COOKIE))
             location = "/login?" + urlencode({"next": request.path_qs,

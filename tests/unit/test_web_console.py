@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime
 import html as htmllib
 import json
+import os
 import re
 import time
 from collections.abc import AsyncIterator, Callable
@@ -324,6 +325,17 @@ async def test_a_session_ends_after_its_maximum_age_even_when_used(env: Env) -> 
         clock.now += 20 * 60
         resp = await client.get("/messages", allow_redirects=False)
     assert resp.status == 303
+
+
+async def test_deleting_an_admin_ends_their_sessions(env: Env) -> None:
+    client, _, _, cfg = env
+    await login(client)
+    assert (await client.get("/messages")).status == 200
+    users = UsersFile(cfg.users_file)
+    users.delete(ADMIN)
+    os.utime(cfg.users_file, ns=(time.time_ns(), time.time_ns() + 10**9))  # a new mtime
+    resp = await client.get("/messages", allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"].startswith("/login?")
 
 
 # --- CSRF -------------------------------------------------------------------
