@@ -154,6 +154,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "dash.by_status": ("Par état", "By status"),
     "dash.none": ("Aucun message retenu ces 30 derniers jours.",
                   "No message held in the last 30 days."),
+    "dash.last_usb": ("Dernière clé USB analysée", "Last USB key scanned"),
+    "dash.usb_flagged": ("{n} fichier(s) signalé(s)", "{n} file(s) flagged"),
     "usb.title": ("Analyses de clés USB", "USB key scans"),
     "usb.none": ("Aucun rapport d'analyse de clé USB.", "No USB scan report."),
     "usb.bad": ("Rapport illisible", "Unreadable report"),

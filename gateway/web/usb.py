@@ -133,7 +133,7 @@ def read_report(path: Path) -> UsbReport:
     return report
 
 
-def list_reports(folder: Path) -> list[UsbReport]:
+def list_reports(folder: Path, limit: int = MAX_REPORTS) -> list[UsbReport]:
     """Newest first (file names start with a timestamp; mtime otherwise)."""
     try:
         paths = [p for p in folder.iterdir() if p.suffix == ".json" and p.is_file()]
@@ -149,4 +149,4 @@ def list_reports(folder: Path) -> list[UsbReport]:
             return (0.0, p.name)
 
     paths.sort(key=key, reverse=True)
-    return [read_report(p) for p in paths[:MAX_REPORTS]]
+    return [read_report(p) for p in paths[:limit]]

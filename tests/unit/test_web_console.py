@@ -521,6 +521,8 @@ async def test_usb_page_tolerates_a_missing_folder_and_a_malformed_report(env: E
     assert "/media/CLE" in page and "virus de test" in page
     assert "docs/a.pdf" not in page  # clean files are not listed
     assert "<img src=x" not in page
+    page = await words(await client.get("/dashboard"))
+    assert "Dernière clé USB analysée" in page and "1 fichier(s) signalé(s)" in page
 
 
 async def test_settings_page_checks_the_installation(env: Env) -> None:
