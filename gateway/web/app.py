@@ -602,10 +602,12 @@ class Console:
                                title=self.t(request, "oc.invalid.title"),
                                text=self.t(request, "oc.nonce"))
         action = self._action(action_text)
-        info = await self.backend.consume_token(token, action)
-        if isinstance(info, TokenError):
-            return self._token_problem(request, info)
-        held = await self.backend.get(info.message_id)
+        # What the link is for, checked before it is used up: a link that cannot act
+        # (message no longer held, outbound mail to report) stays as it was.
+        peeked = await self.backend.peek_token(token)
+        if isinstance(peeked, TokenError):
+            return self._token_problem(request, peeked)
+        held = await self.backend.get(peeked.message_id)
         if held is None or held.status != "held":
             return self.render(request, "error.html", status=409,
                                title=self.t(request, "oc.failed.title"),
@@ -614,6 +616,9 @@ class Console:
             return self.render(request, "error.html", status=409,
                                title=self.t(request, "oc.failed.title"),
                                text=self.t(request, "act.not_outbound_report"))
+        info = await self.backend.consume_token(token, action)  # once, bound to the action
+        if isinstance(info, TokenError):
+            return self._token_problem(request, info)
         outcome = await self.backend.act(info.message_id, action, DIGEST_WHO)
         log.info("one-click: %s on %s: %s", action, info.message_id,
                  "ok" if outcome.ok else "failed")

@@ -678,3 +678,19 @@ async def test_cookies_are_secure_behind_an_https_proxy(tmp_path: Path) -> None:
         proxied = await client.get("/login", headers={"X-Forwarded-Proto": "https"})
         assert proxied.cookies["vigie_session"]["secure"]
         assert proxied.headers["Content-Security-Policy"] == CSP
+
+
+async def test_a_report_link_for_outbound_mail_is_refused_and_english_is_available(
+        env: Env) -> None:
+    client, backend, *_ = env
+    backend.add(held("M1", direction="outbound", category="patient_data"), mail("x", "y"))
+    token = one_click(backend, "report")
+    html = await (await client.get(f"/a/{token}?lang=en")).text()
+    assert "Report to Signal Spam ?" in html and "Nothing is done until" in html
+    nonce = re.search(r'name="nonce" value="([^"]+)"', html)
+    assert nonce
+    resp = await client.post(f"/a/{token}", data={"action": "report", "nonce": nonce.group(1)})
+    assert resp.status == 409
+    assert "Mail sent by the practice is not reported as spam" in await resp.text()
+    assert backend.acted == []
+    assert backend.tokens[token][3] is False  # not used up by a refusal
