@@ -425,12 +425,57 @@ def _validate_signal_spam(cfg: Config, fail: Fail) -> None:
 
 @dataclass
 class WebConfig:
-    # fields: issue 6 (web console)
-    pass
+    # The console and the one-click pages. Localhost by default: put a reverse proxy
+    # (HTTPS) in front to reach it from elsewhere. Empty = no web console at all.
+    listen: str = "127.0.0.1:8025"
+    # The address people use to reach it (through the proxy), for the digest's
+    # links, e.g. "https://vigie.cabinet-kine.fr"; empty = http://<listen>.
+    public_url: str = ""
+    # Serve HTTPS itself with the gateway's certificate ([tls] or the self-signed one).
+    tls: bool = False
+    # A console session ends after this many idle minutes, and after max_hours anyway.
+    session_minutes: float = 30.0
+    session_max_hours: float = 12.0
+    # Failed logins: each one waits failure_delay seconds; after max_failures from one
+    # address (or for one name) in 15 minutes, logins from it wait lockout_minutes.
+    failure_delay: float = 1.0
+    max_failures: int = 5
+    lockout_minutes: float = 15.0
+    # Trust X-Forwarded-For / X-Forwarded-Proto from this proxy address (e.g.
+    # "127.0.0.1" when nginx runs on the same box); empty = trust no header.
+    trusted_proxy: str = ""
 
 
 def _validate_web(cfg: Config, fail: Fail) -> None:
-    pass
+    import ipaddress  # local: keeps the shared import block untouched
+
+    web = cfg.web
+    if web.listen:
+        try:
+            parse_listen(web.listen)
+        except ValueError:
+            fail("web", "listen", f"adresse d'écoute invalide {web.listen!r} (attendu "
+                 "\"hôte:port\", par ex. \"127.0.0.1:8025\", ou \"\" pour aucune console)",
+                 f"invalid listen address {web.listen!r} (expected \"host:port\", e.g. "
+                 "\"127.0.0.1:8025\", or \"\" for no console)")
+    if web.public_url and not re.fullmatch(r"https?://[^\s/?#]+(?:/[^\s?#]*)?",
+                                           web.public_url):
+        fail("web", "public_url", f"adresse invalide {web.public_url!r} (attendu par ex. "
+             "\"https://vigie.cabinet-kine.fr\")",
+             f"invalid URL {web.public_url!r} (expected e.g. \"https://vigie.example.fr\")")
+    for key in ("session_minutes", "session_max_hours", "lockout_minutes"):
+        if getattr(web, key) <= 0:
+            fail("web", key, "doit être strictement positif", "must be greater than 0")
+    if web.failure_delay < 0:
+        fail("web", "failure_delay", "ne peut pas être négatif", "cannot be negative")
+    if web.max_failures < 1:
+        fail("web", "max_failures", "doit valoir au moins 1", "must be at least 1")
+    if web.trusted_proxy:
+        try:
+            ipaddress.ip_address(web.trusted_proxy)
+        except ValueError:
+            fail("web", "trusted_proxy", f"adresse IP invalide {web.trusted_proxy!r}",
+                 f"invalid IP address {web.trusted_proxy!r}")
 
 
 @dataclass

@@ -335,6 +335,8 @@ def config_for_tests(data_dir: Path, **sections: Mapping[str, Any]) -> Config:
     cfg.submission.listen = ["127.0.0.1:0"]
     cfg.submission.listen_tls = ["127.0.0.1:0"]
     cfg.auth.failure_delay = 0.0
+    cfg.web.listen = "127.0.0.1:0"  # the console too: never the fixed 8025 in tests
+    cfg.web.failure_delay = 0.0
     for section, values in sections.items():
         target = getattr(cfg, section)
         for key, value in values.items():

@@ -307,6 +307,11 @@ class Gateway:
         self.services.extend(quarantine_services(self))
 
         # --- web console (issue 6) ---
+        if cfg.web.listen:
+            from gateway.web.service import GatewayConsole
+
+            self.console = GatewayConsole(self)
+            self.services.append(self.console)
 
         self.cert_created = False
         self.cert_path: Path | None = None
