@@ -69,7 +69,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if not users.load():
             if embedded:
                 password = random_password()
-                users.add("demo", password)
+                users.add("demo", password, admin=True)  # may log into the console too
                 cmd = _self_command()
                 print("Premier démarrage : utilisateur « demo » créé pour essayer vigie.\n"
                       f"  identifiant : demo   mot de passe : {password}\n"
@@ -89,6 +89,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
           f"vigie {__version__}: submission on {', '.join(cfg.submission.listen)} (STARTTLS) "
           f"and {', '.join(cfg.submission.listen_tls)} (TLS)"
           + ("; Ctrl-C pour arrêter / to stop" if sys.stderr.isatty() else ""), file=sys.stderr)
+    if cfg.web.listen:
+        scheme = "https" if cfg.web.tls else "http"
+        print(f"console web : {scheme}://{cfg.web.listen}/\nweb console: "
+              f"{scheme}://{cfg.web.listen}/", file=sys.stderr)
     if cfg.inbound.listen:
         accepted = ", ".join([f"@{d}" for d in cfg.inbound.domains] + cfg.inbound.addresses)
         print(f"réception sur {', '.join(cfg.inbound.listen)} pour {accepted}\n"
@@ -105,9 +109,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL) and not \
                 exc.filename:
-            _err(f"démarrage impossible : {exc.strerror or exc} — vérifiez [submission] listen "
+            keys = "[submission] listen / listen_tls" + (
+                " ou [inbound] listen" if cfg.inbound.listen else "")
+            keys_en = keys.replace(" ou ", " or ")
+            _err(f"démarrage impossible : {exc.strerror or exc} — vérifiez {keys} "
                  f"(port déjà pris, ou < 1024 sans droits ?)\ncannot start: "
-                 f"{exc.strerror or exc} — check [submission] listen (port in use, or < 1024 "
+                 f"{exc.strerror or exc} — check {keys_en} (port in use, or < 1024 "
                  "without the capability?)")
         else:
             where = f" : {exc.filename}" if exc.filename else ""

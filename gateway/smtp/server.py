@@ -437,11 +437,16 @@ class Gateway:
 
 async def serve_forever(cfg: Config) -> None:
     gateway = Gateway(cfg)
-    await gateway.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    # before start(): a SIGTERM while the services start must stop them cleanly too
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    try:
+        await gateway.start()
+    except BaseException:
+        await gateway.stop()
+        raise
     # issue 5: SIGHUP recompiles the YARA rules (a broken set is refused, the old stays)
     from gateway.checks.attachments import reload_on_sighup
     reload_on_sighup(loop, gateway.engine.pipeline.checks)

@@ -56,13 +56,14 @@ def served(tmp_path: Path) -> Iterator[Callable[..., tuple[subprocess.Popen[str]
 
     def start(config: Path | None = None, env: dict[str, str] | None = None
               ) -> tuple[subprocess.Popen[str], int, int]:
-        p1, p2, p3 = free_port(), free_port(), free_port()
+        p1, p2, p3, p4 = free_port(), free_port(), free_port(), free_port()
         environ = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg"),
                    "VIGIE_SUBMISSION_LISTEN": f"127.0.0.1:{p1}",
                    "VIGIE_SUBMISSION_LISTEN_TLS": f"127.0.0.1:{p2}",
                    # not the demo's 127.0.0.1:2525, which a running `make run` may hold
                    "VIGIE_INBOUND_LISTEN": f"127.0.0.1:{p3}",
-                   "VIGIE_INBOUND_DOMAINS": "localhost", **(env or {})}
+                   "VIGIE_INBOUND_DOMAINS": "localhost",
+                   "VIGIE_WEB_LISTEN": f"127.0.0.1:{p4}", **(env or {})}
         args = [*VIGIE, "serve"] + (["--config", str(config)] if config else [])
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, env=environ)
