@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import errno
 import getpass
+import ipaddress
 import json
 import logging
 import os
@@ -89,6 +90,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
           f"vigie {__version__}: submission on {', '.join(cfg.submission.listen)} (STARTTLS) "
           f"and {', '.join(cfg.submission.listen_tls)} (TLS)"
           + ("; Ctrl-C pour arrêter / to stop" if sys.stderr.isatty() else ""), file=sys.stderr)
+    for fr, en in config_warnings(cfg):
+        _err(f"attention : {fr}\nwarning: {en}")
     if cfg.web.listen:
         scheme = "https" if cfg.web.tls else "http"
         print(f"console web : {scheme}://{cfg.web.listen}/\nweb console: "
@@ -187,16 +190,59 @@ def cmd_config(args: argparse.Namespace) -> int:
 
     default_checks(cfg)  # loads the rules, lexicon and contacts file: their errors too
     print(f"configuration correcte / configuration OK: {cfg.source or '(valeurs par défaut)'}")
-    print(f"  soumission / submission: {', '.join(cfg.submission.listen)} (STARTTLS), "
-          f"{', '.join(cfg.submission.listen_tls)} (TLS)")
+    ports = [f"{', '.join(cfg.submission.listen)} (STARTTLS)" if cfg.submission.listen else "",
+             f"{', '.join(cfg.submission.listen_tls)} (TLS)" if cfg.submission.listen_tls
+             else ""]
+    print(f"  soumission / submission: {', '.join(p for p in ports if p)}")
     print(f"  authentification / auth: {cfg.auth_mode}")
     if cfg.upstream.host:
         print(f"  relais / upstream: {cfg.upstream.host}:{cfg.upstream_port} "
               f"({cfg.upstream.tls}, vérification {'oui' if cfg.upstream.verify else 'NON'})")
     else:
         print(f"  relais / upstream: boîte locale / local Maildir {cfg.data_dir / 'maildir'}")
+    inbound = cfg.inbound
+    if inbound.listen:
+        accepted = ", ".join([f"@{d}" for d in inbound.domains] + inbound.addresses)
+        mailbox = (f"{inbound.mailbox_host}:{inbound.mailbox_port} ({inbound.mailbox_tls})"
+                   if inbound.mailbox_host else f"boîte locale / local Maildir "
+                   f"{cfg.data_dir / 'maildir'}")
+        print(f"  réception / inbound: {', '.join(inbound.listen)} pour / for {accepted} "
+              f"-> {mailbox}")
+        if inbound.trusted_relays:
+            print(f"  relais de confiance / trusted relays: {', '.join(inbound.trusted_relays)}")
+    else:
+        print("  réception / inbound: non / no ([inbound] listen)")
+    if cfg.web.listen:
+        print(f"  console web / web console: {cfg.web.listen}")
     print(f"  données / data: {cfg.data_dir}")
+    for fr, en in config_warnings(cfg):
+        print(f"  attention : {fr}\n  warning: {en}")
     return EXIT_OK
+
+
+def config_warnings(cfg: Config) -> list[tuple[str, str]]:
+    """Settings that are valid but risky: said by `vigie config check` and at start-up."""
+    out: list[tuple[str, str]] = []
+    inbound = cfg.inbound
+    if inbound.listen and inbound.proxy_protocol and not inbound.trusted_relays:
+        out.append(("[inbound] proxy_protocol sans trusted_relays : n'importe quel client peut "
+                    "annoncer n'importe quelle adresse (et passer SPF) ; listez le répartiteur "
+                    "dans trusted_relays",
+                    "[inbound] proxy_protocol without trusted_relays: any client can claim any "
+                    "address (and pass SPF); list the balancer in trusted_relays"))
+    for relay in inbound.trusted_relays:
+        if ipaddress.ip_network(relay.strip(), strict=False).prefixlen < 16:
+            out.append((f"[inbound] trusted_relays contient {relay} : un réseau aussi large "
+                        "rend SPF sans valeur", f"[inbound] trusted_relays holds {relay}: so "
+                        "wide a network makes SPF worthless"))
+    ours = (inbound.authserv_id or cfg.hostname).lower()
+    if ours in {t.lower() for t in inbound.trusted_authserv_ids}:
+        out.append((f"[inbound] trusted_authserv_ids contient notre propre nom ({ours})",
+                    f"[inbound] trusted_authserv_ids holds our own name ({ours})"))
+    if (inbound.domains or inbound.addresses) and not inbound.listen:
+        out.append(("[inbound] domains est renseigné mais listen est vide : rien n'est reçu",
+                    "[inbound] domains is set but listen is empty: nothing is received"))
+    return out
 
 
 # --- check ------------------------------------------------------------------
@@ -248,10 +294,28 @@ def cmd_check(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     mail_from = args.mail_from or next(iter(_addresses(raw, ("from",))), "")
     rcpts = args.rcpt or _addresses(raw, ("to", "cc"))
+    if args.client_ip:
+        try:
+            ipaddress.ip_address(args.client_ip.strip().strip("[]"))
+        except ValueError:
+            _err(f"--client-ip {args.client_ip} n'est pas une adresse IP\n--client-ip "
+                 f"{args.client_ip} is not an IP address")
+            return EXIT_USAGE
+    notes: list[str] = []
+    if args.direction == Direction.OUTBOUND.value and (args.client_ip or args.helo):
+        notes.append("--client-ip et --helo ne servent qu'au courrier reçu : ajoutez "
+                     "--direction inbound / --client-ip and --helo are for inbound mail: add "
+                     "--direction inbound")
+    if args.direction == Direction.INBOUND.value and not args.client_ip:
+        notes.append("sans --client-ip, SPF n'est pas évalué (l'adresse du serveur qui a remis "
+                     "le message est dans son premier en-tête Received) / without --client-ip, "
+                     "SPF is not evaluated")
     env = Envelope(mail_from=mail_from, rcpt_tos=rcpts, direction=Direction(args.direction),
                    mail_options=["BODY=8BITMIME"], client_ip=args.client_ip, helo=args.helo,
                    queue_id="CHECK")
     decision = asyncio.run(Engine(cfg).screen(Message(raw, env)))
+    for note in notes:
+        print(f"note : {note}", file=sys.stderr)
     if args.json:
         print(json.dumps(decision_json(decision), ensure_ascii=False, indent=2))
     else:
@@ -267,6 +331,11 @@ def cmd_check(args: argparse.Namespace) -> int:
                 print(f"      indices / evidence : {'; '.join(f.evidence)}")
         if not hits:
             print("Aucun constat / no findings")
+        passed = [f for f in decision.findings if f.outcome.value == "PASS"]
+        if passed:
+            print("Vérifié / verified : " + ", ".join(
+                f"{f.symbol} ({'; '.join(f.evidence)})" if f.evidence else f.symbol
+                for f in passed))
         if decision.reply:
             print("Réponse SMTP / SMTP reply :")
             for line in decision.reply.render().split("\r\n"):
@@ -319,12 +388,23 @@ def build_parser() -> argparse.ArgumentParser:
                        help="que ferait vigie de ce message ? / what would vigie do?")
     k.add_argument("file", help="message .eml (- pour l'entrée standard / - for stdin)")
     k.add_argument("--direction", choices=[d.value for d in Direction],
-                   default=Direction.OUTBOUND.value)
-    k.add_argument("--mail-from", metavar="ADDRESS")
-    k.add_argument("--rcpt", metavar="ADDRESS", action="append")
-    k.add_argument("--client-ip", metavar="IP")
-    k.add_argument("--helo", metavar="NAME")
-    k.add_argument("--json", action="store_true")
+                   default=Direction.OUTBOUND.value,
+                   help="outbound : envoyé par le cabinet (défaut) ; inbound : reçu / "
+                   "outbound: sent by the practice (default); inbound: received")
+    k.add_argument("--mail-from", metavar="ADDRESS",
+                   help="expéditeur de l'enveloppe (défaut : From) / envelope sender "
+                   "(default: the From address)")
+    k.add_argument("--rcpt", metavar="ADDRESS", action="append",
+                   help="destinataire (répétable ; défaut : To et Cc) / recipient "
+                   "(repeatable; default: To and Cc)")
+    k.add_argument("--client-ip", metavar="IP",
+                   help="reçu : adresse du serveur qui a remis le message (pour SPF) / "
+                   "inbound: address of the server that handed the message over (for SPF)")
+    k.add_argument("--helo", metavar="NAME",
+                   help="reçu : nom donné par ce serveur (HELO) / inbound: the name it gave "
+                   "in HELO")
+    k.add_argument("--json", action="store_true",
+                   help="résultat en JSON / result as JSON")
     k.set_defaults(func=cmd_check)
 
     # Sub-commands of other modules: each registers its own parsers.

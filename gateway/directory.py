@@ -659,7 +659,26 @@ def default_path(cfg: Config) -> Path:
     return cfg.data_dir / "directory.sqlite3"
 
 
-def import_file(db_path: Path, file: Path, source: Source | None = None) -> ImportReport:
+def _previous_count(db_path: Path, source: str) -> int:
+    """How many entries of ``source`` the directory holds now (0 without one)."""
+    if not db_path.is_file():
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as db:
+            row = db.execute("SELECT COUNT(*) FROM entries WHERE source = ?",
+                             (source,)).fetchone()
+    except sqlite3.Error:
+        return 0
+    return int(row[0]) if row else 0
+
+
+# A re-import that keeps less than this share of the previous entries of its source is
+# refused without --force: most often a truncated download, not the directory shrinking.
+SHRINK_LIMIT = 0.5
+
+
+def import_file(db_path: Path, file: Path, source: Source | None = None, *,
+                force: bool = False) -> ImportReport:
     """Replace one source of the directory with the content of ``file``, atomically.
 
     The other source's rows are copied into a new SQLite file, the file is streamed
@@ -684,6 +703,15 @@ def import_file(db_path: Path, file: Path, source: Source | None = None) -> Impo
         tmp = db_path.with_name(f".{db_path.name}.{os.getpid()}.tmp")
         try:
             report = _build(tmp, db_path, file, source)
+            before = _previous_count(db_path, source)
+            if not force and before >= 100 and report.kept < before * SHRINK_LIMIT:
+                raise DirectoryImportError(
+                    f"ce fichier ne donne que {report.kept} entrées là où l'annuaire en a "
+                    f"{before} : fichier tronqué ou incomplet ? Vérifiez-le, ou relancez avec "
+                    "--force si c'est voulu",
+                    f"this file gives only {report.kept} entries where the directory has "
+                    f"{before}: a truncated or incomplete file? Check it, or run again with "
+                    "--force if this is intended", file=str(file))
             report.seconds = time.monotonic() - started
             with contextlib.closing(sqlite3.connect(tmp)) as db:
                 db.execute("UPDATE imports SET seconds = ? WHERE source = ?",
@@ -1012,6 +1040,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     di.add_argument("--source", choices=SOURCES, help=(
         "contacts du cabinet ou annuaire ANS (deviné d'après le fichier sinon) / "
         "practice contacts or ANS directory (guessed from the file otherwise)"))
+    di.add_argument("--force", action="store_true", help=(
+        "accepter un fichier qui réduit fortement l'annuaire / accept a file that shrinks "
+        "the directory a lot"))
     dsub.add_parser("stats", parents=[common], help="contenu de l'annuaire / what it holds")
     dl = dsub.add_parser("lookup", parents=[common],
                          help="chercher un nom, une adresse ou un domaine / look up a name, "
@@ -1049,7 +1080,8 @@ def cmd_directory(args: argparse.Namespace) -> int:
     path = default_path(cfg)
     if args.directory_cmd == "import":
         try:
-            report = import_file(path, Path(args.file).expanduser(), args.source)
+            report = import_file(path, Path(args.file).expanduser(), args.source,
+                                 force=args.force)
         except DirectoryImportError as exc:
             print(f"vigie: {exc}\nl'annuaire n'a pas été modifié / the directory was not "
                   "changed", file=sys.stderr)

@@ -72,9 +72,17 @@ class Engine:
 def warning_text(findings: Sequence[Finding]) -> str:
     """The short French warning put at the top of a suspicious inbound mail."""
     reasons = list(dict.fromkeys(r.fr for f in findings for r in f.reasons))
-    lines = ["⚠ Avertissement de vigie : ce message est peut-être une usurpation."]
+    checks = {f.check for f in findings}
+    if checks and checks <= {"attachments"}:
+        first = "⚠ Avertissement de vigie : une pièce jointe de ce message est suspecte."
+        advice = ("N'ouvrez pas la pièce jointe avant d'avoir vérifié auprès de l'expéditeur, "
+                  "par un autre moyen (son numéro habituel), qu'il vous l'a bien envoyée.")
+    else:
+        first = "⚠ Avertissement de vigie : ce message est peut-être une usurpation."
+        advice = ("Avant de répondre, d'ouvrir une pièce jointe ou de cliquer sur un lien, "
+                  "vérifiez auprès de l'expéditeur par un autre moyen (son numéro habituel).")
+    lines = [first]
     lines += [f"– {reason[:1].upper()}{reason[1:]}." if not reason.endswith(".")
               else f"– {reason[:1].upper()}{reason[1:]}" for reason in reasons[:5]]
-    lines.append("Avant de répondre, d'ouvrir une pièce jointe ou de cliquer sur un lien, "
-                 "vérifiez auprès de l'expéditeur par un autre moyen (son numéro habituel).")
+    lines.append(advice)
     return "\n".join(lines)

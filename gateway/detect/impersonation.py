@@ -57,10 +57,21 @@ CLAIMS = frozenset({
 
 # --- names --------------------------------------------------------------------
 
+# Cyrillic and Greek letters drawn like Latin ones: «Pаul Mаrtin» with a Cyrillic «а»
+# is the name «Paul Martin» to the eye, so to the comparison too.
+_HOMOGLYPHS = str.maketrans({
+    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o",
+    "р": "p", "с": "c", "т": "t", "у": "y", "х": "x", "і": "i", "ї": "i", "ј": "j",
+    "ѕ": "s", "ԁ": "d", "ӏ": "l", "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i",
+    "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "ω": "w",
+})
+
+
 def _fold(text: str) -> str:
-    """Case and accents folded, œ/æ spelt out: «Élodie CŒUR» -> «elodie coeur»."""
+    """Case and accents folded, œ/æ spelt out, Cyrillic/Greek look-alike letters made
+    Latin: «Élodie CŒUR» -> «elodie coeur», «Mаrtin» (Cyrillic а) -> «martin»."""
     text = unicodedata.normalize("NFKD", text.casefold())
-    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = "".join(c for c in text if not unicodedata.combining(c)).translate(_HOMOGLYPHS)
     return text.replace("œ", "oe").replace("æ", "ae").replace("ß", "ss")
 
 

@@ -127,6 +127,15 @@ class InboundHandler(SubmissionHandler):
         return ("550 5.7.1 Destinataire inconnu ici : ce serveur ne reçoit que le courrier "
                 "du cabinet (pas de relais) / Relaying denied: not a local recipient")
 
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        # RFC 5321 4.5.1: a bare <postmaster> must be accepted (it is the practice's)
+        if address.lower() == "postmaster" and (self.domains or self.addresses):
+            domain = sorted(self.domains)[0] if self.domains else \
+                sorted(self.addresses)[0].rpartition("@")[2]
+            address = f"postmaster@{domain}"
+        return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
+
     async def handle_PROXY(self, server: SMTP, session: Session, envelope: Envelope,
                            proxy_data: Any) -> bool:
         """A PROXY header is believed from the balancer only: when trusted relays are

@@ -233,3 +233,14 @@ def test_the_sender_on_the_internet_never_reads_internal_hosts_or_mailbox_errors
         c.mail("a@example.net")
         code, text = c.rcpt("camille@cabinet.test")
     assert code == 550 and b"5.1.1" in text and b"/var/spool" not in text
+
+
+def test_a_bare_postmaster_is_accepted(inbound_gw: GatewayThread,
+                                       upstream: CapturingUpstream) -> None:
+    with client(inbound_gw) as c:
+        c.ehlo("mx.example.net")
+        c.mail("a@example.net")
+        code, text = c.rcpt("postmaster")
+        assert code == 250, text
+        assert c.data(MSG)[0] == 250
+    assert upstream.messages[0].rcpt_tos == ["postmaster@cabinet.test"]

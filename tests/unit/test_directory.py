@@ -397,3 +397,15 @@ def test_for_config(tmp_path: Path) -> None:
         "mssante.fr", "chu-exemple.fr", "cabinet-kine.fr", "cabinet.fr"}
     assert d.by_address("a@cabinet.fr")
     d.close()
+
+
+def test_a_truncated_extraction_does_not_replace_the_directory(tmp_path: Path, db: Path) -> None:
+    many = [ans_line(f"p{i}@medecin.mssante.fr", f"NOM{i}", "Paul") for i in range(300)]
+    import_file(db, write(tmp_path / "full.txt", ans_text(many)))
+    cut = ans_text(many[:20]) + many[20][:40]  # the download stopped mid-row
+    with pytest.raises(DirectoryImportError) as caught:
+        import_file(db, write(tmp_path / "cut.txt", cut), "ans")
+    assert "tronqué" in str(caught.value) and "--force" in str(caught.value)
+    assert open_dir(db).stats()["entries"] == {"ans": 300}
+    report = import_file(db, tmp_path / "cut.txt", "ans", force=True)
+    assert report.kept == 20

@@ -169,3 +169,12 @@ async def test_the_practices_own_domain_from_outside_unauthenticated_is_tagged(
     ok = await engine(cfg, FakeResolver(zone)).screen(
         message(raw, "camille@kine-dupont.fr", ip="192.0.2.80"))
     assert "IMP_OWN_DOMAIN_UNAUTH" not in ok.symbols
+
+
+@pytest.mark.parametrize("display", ["Pаul Mаrtin", "Dr Paul Martіn", "DR MARTIN Paul"])
+async def test_a_known_name_written_with_look_alike_letters_is_still_recognised(
+        cfg: Config, display: str) -> None:
+    raw = make_message(sender=f"{display} <paul.martin.cabinet@gmail.com>")
+    decision = await engine(cfg, FakeResolver(ZONE)).screen(
+        message(raw, "paul.martin.cabinet@gmail.com"))
+    assert "IMP_NAME_KNOWN_WEBMAIL" in decision.symbols, decision.symbols
