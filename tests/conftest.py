@@ -40,6 +40,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             os.environ[key] = value
 
 
+def require_dnsmasq() -> None:
+    """dnsmasq (a real DNS server) for end-to-end tests: skip without it, but in CI."""
+    from gateway.testing import Dnsmasq
+
+    if Dnsmasq.program() is None:
+        if os.environ.get("CI"):
+            pytest.fail("dnsmasq is required in CI (.ci/run installs dnsmasq-base)")
+        pytest.skip("dnsmasq is not installed (apt-get install dnsmasq-base); CI installs it")
+
+
 def require_program(name: str) -> str:
     """Path of a real program the test needs; skip with a reason (fail in CI)."""
     path = shutil.which(name)

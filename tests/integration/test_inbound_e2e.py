@@ -7,7 +7,6 @@ asserting what it received: Authentication-Results, tags, banners, or nothing (h
 from __future__ import annotations
 
 import json
-import os
 import smtplib
 import subprocess
 from collections.abc import Callable, Iterator
@@ -28,18 +27,11 @@ from gateway.testing import (
     config_for_tests,
     make_message,
 )
-from tests.conftest import require_program
+from tests.conftest import require_dnsmasq, require_program
 from tests.quarantine_helpers import held_messages
 
 CONFRERE = "medecin-martin.fr"
 MSSANTE_BOX = "paul.martin@medecin.mssante.fr"
-
-
-def require_dnsmasq() -> None:
-    if Dnsmasq.program() is None:
-        if os.environ.get("CI"):
-            pytest.fail("dnsmasq is required in CI (.ci/run installs dnsmasq-base)")
-        pytest.skip("dnsmasq is not installed (apt-get install dnsmasq-base); CI installs it")
 
 
 @pytest.fixture(scope="module")

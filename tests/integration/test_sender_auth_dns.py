@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -13,16 +12,10 @@ from gateway.detect.auth import authenticate
 from gateway.detect.dkim import verify_dkim
 from gateway.dns import DnsPythonResolver, DNSTempError, NXDomain
 from gateway.testing import DkimKey, Dnsmasq, DnsRecord, make_message
+from tests.conftest import require_dnsmasq
 
 IP = "192.0.2.25"
 ID = "vigie.test"
-
-
-def require_dnsmasq() -> None:
-    if Dnsmasq.program() is None:
-        if os.environ.get("CI"):
-            pytest.fail("dnsmasq is required in CI (.ci/run installs dnsmasq-base)")
-        pytest.skip("dnsmasq is not installed (apt-get install dnsmasq-base); CI installs it")
 
 
 @pytest.fixture(scope="module")
