@@ -88,7 +88,8 @@ def start_vigie(workdir: Path, sink_port: int, sink_cert: Path, dns_port: int) -
         f'mailbox_host = "127.0.0.1"\nmailbox_port = {sink_port}\n'
         f'mailbox_ca_file = "{sink_cert}"\n'
         f'[dns]\nnameservers = ["127.0.0.1"]\nport = {dns_port}\ntimeout = 2.0\n'
-        f'[storage]\ndata_dir = "{data}"\n[log]\nlevel = "warning"\n', encoding="utf-8")
+        f'[storage]\ndata_dir = "{data}"\n[log]\nlevel = "warning"\n'
+        '[web]\nlisten = ""\n', encoding="utf-8")
     env = dict(os.environ, MALLOC_ARENA_MAX="2", MALLOC_MMAP_THRESHOLD_="131072")
     cmd = [sys.executable, "-m", "gateway"]
     subprocess.run([*cmd, "user", "add", USER, "--password-stdin", "--config", str(conf)],

@@ -342,6 +342,9 @@ class Vigie:
                 [str(src), *filter(None, [env.get("PYTHONPATH")])])
             if (src / "rules").is_dir():
                 rules = f'[rules]\ndir = "{src / "rules"}"\n'
+        # no web console (a `make run` may hold its port); older trees have no [web]
+        no_console = ('[web]\nlisten = ""\n'
+                      if src is None or (src / "gateway" / "web").is_dir() else "")
         self.config.write_text(
             "[server]\n"
             'hostname = "vigie.bench"\n'
@@ -360,6 +363,7 @@ class Vigie:
             f'data_dir = "{self.data_dir}"\n'
             "[log]\n"
             f'level = "{log_level}"\n'
+            f"{no_console}"
             f"{rules}",
             encoding="utf-8")
         cmd = [sys.executable, "-m", "gateway"]
