@@ -64,7 +64,9 @@ async def test_release_sends_the_exact_bytes_to_the_upstream(
     assert result.ok and result.code == 250 and result.status == "released"
     assert "queued as UP1" in result.reply
     [got] = upstream.messages
-    assert got.content == RAW
+    assert got.content.endswith(RAW)  # the original bytes, below our trace lines
+    assert got.content.startswith(b"Received: from quarantine by ")
+    assert b"X-Vigie-Released: by camille;" in got.content[:-len(RAW)]
     assert got.mail_from == "camille@cabinet-kine.fr"
     assert got.rcpt_tos == ["confrere@example.org", "autre@example.net"]
     assert got.mail_options == ["BODY=8BITMIME"]
@@ -98,7 +100,7 @@ async def test_release_to_a_down_upstream_keeps_it_held_then_succeeds(
         relay_config.upstream.port = live_port  # the upstream is back: retry
         result = await actions.release(q, mid, actions.gateway_hops(gw), "camille")
         assert result.ok
-        assert upstream.messages[0].content == RAW
+        assert upstream.messages[0].content.endswith(RAW)
         entries, _ = await q.audit.list(action="release")
         assert [e.details["ok"] for e in entries] == [True, False]
     finally:
@@ -130,7 +132,7 @@ async def test_inbound_release_goes_to_the_mailbox(relay_config: Config) -> None
         result = await actions.release(q, mid, actions.gateway_hops(gw), "camille")
         assert result.ok
         [delivered] = list((relay_config.data_dir / "maildir" / "new").iterdir())
-        assert delivered.read_bytes() == RAW
+        assert delivered.read_bytes().endswith(RAW)
     finally:
         gw.quarantine.close()
 
@@ -222,7 +224,7 @@ def test_held_over_smtp_then_released_arrives_unchanged(
     result = gw._lt.run(actions.release(gateway.quarantine, mid, actions.gateway_hops(gateway),
                                         "camille"))
     assert result.ok
-    assert upstream.messages[0].content == raw
+    assert upstream.messages[0].content.endswith(raw)
 
 
 def _vigie(cfg_path: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -254,7 +256,7 @@ def test_cli(tmp_path: Path, upstream: CapturingUpstream) -> None:
     released = _vigie(cfg_path, "quarantine", "release", mid)
     assert released.returncode == 0, released.stderr
     assert "libéré" in released.stdout
-    assert upstream.messages[0].content == RAW
+    assert upstream.messages[0].content.endswith(RAW)
     again = _vigie(cfg_path, "quarantine", "release", mid)
     assert again.returncode == 1 and "déjà libéré" in again.stderr
     missing = _vigie(cfg_path, "quarantine", "delete", "NOSUCH1234")
@@ -277,3 +279,22 @@ def test_a_hold_that_cannot_be_written_is_a_4xx_and_nothing_is_lost(
     assert code == 451, msg  # the client keeps the message and retries
     assert "Mise en attente impossible" in msg.decode()
     assert upstream.messages == []
+
+
+async def test_release_of_inbound_mail_drops_a_forged_authentication_results_in_our_name(
+        gateway: Gateway, upstream: CapturingUpstream) -> None:
+    from gateway.quarantine.store import HoldMeta
+
+    gateway.cfg.inbound.mailbox_host = "localhost"
+    upstream.configure_mailbox(gateway.cfg)
+    forged = (f"Authentication-Results: {gateway.cfg.hostname}; spf=pass; dmarc=pass\r\n"
+              .encode() + RAW)
+    mid = await gateway.quarantine.store.hold(forged, HoldMeta(
+        direction="inbound", mail_from="x@example.net", rcpt_tos=["camille@cabinet.test"],
+        mail_options=[], symbols=["DMARC_FAIL_REJECT"], reasons=[], category="impersonation",
+        subject="s", auth_user=None, queue_id="Q"))
+    result = await actions.release(gateway.quarantine, mid, actions.gateway_hops(gateway),
+                                   "camille")
+    assert result.ok
+    got = upstream.messages[0].content
+    assert got.endswith(RAW) and b"Authentication-Results" not in got

@@ -167,7 +167,7 @@ def test_release_from_the_console_page(gw: GatewayThread, page: Page,
     page.get_by_role("button", name="Libérer").click()
     page.wait_for_url(f"{base}/messages/{message_id}")
     assert "message libéré" in page.locator(".flash").inner_text()
-    assert [m.content for m in upstream.messages] == [raw]
+    assert [m.content.endswith(raw) for m in upstream.messages] == [True]
     watched.clean()
 
 
@@ -221,18 +221,18 @@ def test_the_digest_release_link_confirm_and_the_upstream_receives_it(
     assert page.locator("h1").inner_text() == "Libérer ?"
     button = page.get_by_role("button")
     assert button.count() == 1
-    assert [m.content for m in upstream.messages if m.content == raw] == []  # nothing yet
+    assert [m.content for m in upstream.messages if m.content.endswith(raw)] == []  # nothing yet
     assert status_of(gw.cfg, message_id) == "held"
     button.click()
     page.wait_for_load_state()
     assert page.locator("h1").inner_text() == "C'est fait"
     assert "message libéré" in page.locator(".flash").inner_text()
-    assert [m.content for m in upstream.messages if m.content == raw] == [raw]
+    assert len([m for m in upstream.messages if m.content.endswith(raw)]) == 1
     assert status_of(gw.cfg, message_id) == "released"
     # the link has served: opening it again says so and does nothing more
     page.goto(link)
     assert "déjà servi" in page.locator("main").inner_text()
-    assert len([m for m in upstream.messages if m.content == raw]) == 1
+    assert len([m for m in upstream.messages if m.content.endswith(raw)]) == 1
     watched.clean()
 
 

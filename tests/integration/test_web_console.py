@@ -80,7 +80,7 @@ def test_release_from_the_console_reaches_the_upstream(
     assert status == 303
     _, _, page = web.get(f"/messages/{message_id}")
     assert "message libéré" in page
-    assert [m.content for m in upstream.messages] == [raw]
+    assert [m.content.endswith(raw) for m in upstream.messages] == [True]
     assert status_of(gw.cfg, message_id) == "released"
     entries = [json.loads(line) for line in gw.cfg.audit_log.read_text().splitlines()]
     events = [(e["event"], e.get("who")) for e in entries]
@@ -114,7 +114,7 @@ def test_one_click_get_releases_nothing_and_the_post_does(
                                                    "nonce": field(page, "nonce")})
     assert status == 200
     assert "C&#39;est fait" in done and "message libéré" in done
-    assert [m.content for m in upstream.messages] == [raw]
+    assert [m.content.endswith(raw) for m in upstream.messages] == [True]
     status, _, _ = visitor.post(f"/a/{token}", {"action": "release",
                                                     "nonce": field(page, "nonce")})
     assert status == 410
