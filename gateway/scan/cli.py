@@ -34,6 +34,7 @@ from gateway.scan.station import (
     EXIT_ERROR,
     VERDICT_FR,
     Entry,
+    FileResult,
     QuarantineFolder,
     ScanRun,
     WalkHooks,
@@ -48,7 +49,9 @@ from gateway.scan.station_report import (
     write_reports,
 )
 
-EXIT_INTERRUPTED = 130
+# Where the service's configuration lives (deploy/INSTALL.md). Like every vigie command,
+# `vigie scan` reads only --config or VIGIE_CONFIG; it says so when this file exists.
+SYSTEM_CONFIG = Path("/etc/vigie/vigie.toml")
 LIST_LIMIT = 50  # lines per list in the terminal summary; the reports have them all
 
 
@@ -106,10 +109,27 @@ class BarProgress:
 
 # --- summary ----------------------------------------------------------------
 
+def _why(r: FileResult) -> str:
+    """The findings' reasons, grouped by where they were found: ``dans
+    photos.zip/logiciel/setup.exe : …`` for a member of an archive (or a part of a
+    document), so that one knows what to look for in it."""
+    own = safe_text(os.path.basename(r.entry.path))
+    groups: dict[str, list[str]] = {}
+    for f in r.report.findings:
+        where = safe_text(f.path) if f.path else own
+        reasons = groups.setdefault(where, [])
+        if f.reason.fr not in reasons:
+            reasons.append(f.reason.fr)
+    return " ; ".join("; ".join(reasons) if where == own else
+                      f"dans {where} : {'; '.join(reasons)}"
+                      for where, reasons in groups.items())
+
+
 def print_summary(run: ScanRun, out: TextIO) -> None:
     """The French summary table, the lists of what needs a look, then one English line."""
     console = Console(file=out, highlight=False, soft_wrap=True)
     counts = run.counts()
+    kept = run.left_in_place
     table = Table(title="vigie — analyse / scan", show_header=False, title_justify="left")
     table.add_column("quoi", style="bold")
     table.add_column("combien", justify="right")
@@ -119,7 +139,20 @@ def print_summary(run: ScanRun, out: TextIO) -> None:
     table.add_row("Durée", human_duration(run.duration))
     if run.quarantine_dir:
         table.add_row("Mis de côté", str(counts["quarantined"]))
+        if kept:
+            table.add_row(Text("dont originaux restés en place", style="bold red"),
+                          Text(str(len(kept)), style="bold red"))
     console.print(table)
+    if run.quarantine_dir and counts["quarantined"]:
+        console.print(Text(f"Dossier de quarantaine / quarantine folder : "
+                           f"{safe_text(run.quarantine_dir)}"))
+    if kept:
+        console.print(Text(
+            f"Attention : {len(kept)} fichier(s) signalé(s) copié(s) dans la quarantaine mais "
+            f"NON supprimé(s) de leur emplacement (support en lecture seule ?) : ils y sont "
+            f"toujours, ne les ouvrez pas. / Warning: {len(kept)} flagged file(s) copied "
+            f"into the quarantine but NOT removed: they are still in place.",
+            style="bold red"))
 
     def lines(title: str, items: list[Text]) -> None:
         if not items:
@@ -136,12 +169,18 @@ def print_summary(run: ScanRun, out: TextIO) -> None:
         if r.verdict.value in ("SUSPICIOUS", "MALICIOUS", "NOT_INSPECTED", "ERROR"):
             style = "bold red" if r.verdict.value == "MALICIOUS" else "yellow"
             shown = VERDICT_FR[r.verdict.value]
-            why = "; ".join(f.reason.fr for f in r.report.findings) or shown
+            why = _why(r) or shown
             t = Text(f"{shown.upper()} ", style=style)
             t.append(safe_text(r.entry.path))
             t.append(f" — {why}")
-            if r.quarantine:
-                t.append(f" → {safe_text(r.quarantine.stored)}")
+            q = r.quarantine
+            if q:
+                stored = safe_text(os.path.join(run.quarantine_dir, q.stored))
+                if q.removed:
+                    t.append(f" → déplacé dans {stored}")
+                else:
+                    t.append(f" → copié dans {stored}, mais l'original est RESTÉ EN PLACE "
+                             f"({q.why_kept})", style="bold red")
             elif r.quarantine_error:
                 t.append(f" ({r.quarantine_error})")
             flagged.append(t)
@@ -152,14 +191,21 @@ def print_summary(run: ScanRun, out: TextIO) -> None:
     lines("Ignorés / skipped :", [
         Text(f"{safe_text(p.path)} : {p.fr}" + (f" → {safe_text(p.detail)}" if p.detail else ""))
         for p in run.skipped])
+    lines("Remarques / notes :", [
+        Text(f"{safe_text(p.path)} : {p.fr}" + (f" → {safe_text(p.detail)}" if p.detail else ""))
+        for p in run.notes])
     if run.interrupted:
         console.print(Text("Analyse interrompue / scan interrupted", style="bold red"))
+    moved = ""
+    if run.quarantine_dir:
+        moved = f", {counts['quarantined']} quarantined"
+        if kept:
+            moved += f" ({len(kept)} original(s) left in place)"
     console.print(Text(
         f"Scanned {counts['files']} files ({counts['bytes']} bytes) in {run.duration:.1f} s: "
         f"{counts['clean']} clean, {counts['suspicious']} suspicious, {counts['malicious']} "
         f"malicious, {counts['not_inspected']} not inspected, {counts['errors']} errors, "
-        f"{counts['skipped']} skipped" + (f", {counts['quarantined']} quarantined"
-                                          if run.quarantine_dir else "") + "."))
+        f"{counts['skipped']} skipped{moved}."))
 
 
 # --- vigie scan -------------------------------------------------------------
@@ -171,13 +217,25 @@ def cmd_scan(args: argparse.Namespace, hooks: WalkHooks | None = None) -> int:
     quarantine = None
     if args.quarantine:
         qdir = Path(args.quarantine).expanduser().absolute()
+        # Compared by real paths: a link on either side must not hide the overlap.
+        qreal = os.path.realpath(qdir)
         for root in args.paths:  # moving files into the tree being walked would loop
             real = os.path.realpath(root)
-            if os.path.isdir(real) and (str(qdir) + "/").startswith(real.rstrip("/") + "/"):
+            if os.path.isdir(real) and (qreal + "/").startswith(real.rstrip("/") + "/"):
                 _err(f"le dossier de quarantaine {qdir} est dans le dossier analysé {root}\n"
                      f"the quarantine folder {qdir} is inside the scanned folder {root}")
                 return EXIT_ERROR
         quarantine = QuarantineFolder(qdir)
+    if args.html:
+        parent = Path(args.html).expanduser().absolute().parent
+        if not parent.is_dir():  # a typo must not create folders nor cost a whole scan
+            _err(f"rapport HTML : le dossier {parent} n'existe pas\nHTML report: the folder "
+                 f"{parent} does not exist")
+            return EXIT_ERROR
+    if args.config is None and SYSTEM_CONFIG.is_file():
+        _err(f"attention : sans --config, {SYSTEM_CONFIG} n'est pas lu (règles YARA, ClamAV "
+             f"et limites par défaut) ; ajoutez --config {SYSTEM_CONFIG}\nwarning: without "
+             f"--config, {SYSTEM_CONFIG} is not read (default YARA rules, ClamAV and limits)")
     logging.basicConfig(level=logging.WARNING)
     scanner = _scanner(load(args.config))
     if scanner is None:
@@ -205,7 +263,7 @@ def cmd_scan(args: argparse.Namespace, hooks: WalkHooks | None = None) -> int:
         print_summary(run, sys.stderr)
     else:
         print_summary(run, sys.stdout)
-    return EXIT_INTERRUPTED if run.interrupted else run.exit_code()
+    return run.exit_code()
 
 
 # --- vigie usb watch --------------------------------------------------------
