@@ -31,7 +31,10 @@ from gateway import logs
 from gateway.config import Config, load
 from gateway.scan.engine import ScanConfigError, Scanner
 from gateway.scan.station import (
+    EXIT_CLEAN,
     EXIT_ERROR,
+    EXIT_FINDINGS,
+    EXIT_INTERRUPTED,
     VERDICT_FR,
     Entry,
     FileResult,
@@ -288,15 +291,26 @@ def cmd_usb(args: argparse.Namespace) -> int:
         mountinfo=Path(args.mountinfo),
         is_removable=media_removable(extra_prefixes=prefixes), jobs=args.jobs,
         interval=args.interval)
+    usb_log = logging.getLogger("vigie.usb")
     if args.once:
         done = watcher.poll_once()
+        if watcher.mount_table_error:  # already said, with the path, in the log
+            return EXIT_ERROR
         if not done:
-            logging.getLogger("vigie.usb").info(
-                "aucun support amovible monté / no removable medium mounted")
-        return max((r.exit_code for r in done), default=0)
+            usb_log.info("aucun support amovible monté / no removable medium mounted")
+        codes = [r.exit_code for r in done]
+        # 130 (interrupted) first, then 1 (found), then 2 (error), else 0
+        for code in (EXIT_INTERRUPTED, EXIT_FINDINGS, EXIT_ERROR):
+            if code in codes:
+                return code
+        return EXIT_CLEAN
     stop = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
+        if not stop.is_set():
+            # Only a flag here (a log call inside a signal handler could re-enter the
+            # handler's lock); the watcher logs as soon as its loop sees it.
+            watcher.stop_reason = signal.Signals(signum).name
         stop.set()
 
     signal.signal(signal.SIGTERM, _stop)
@@ -312,10 +326,14 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     s = sub.add_parser(
         "scan", parents=[common],
         help="analyser des fichiers ou dossiers (station blanche) / scan files or folders",
-        description="Analyse récursive (liens symboliques jamais suivis). Code de sortie : "
-        "0 rien trouvé, 1 fichier(s) signalé(s) (suspect, dangereux ou non inspecté), "
-        "2 erreur. / Recursive scan (symbolic links never followed). Exit code: 0 nothing "
-        "found, 1 flagged file(s), 2 error.")
+        description="Analyse récursive (les liens symboliques trouvés dans les dossiers ne "
+        "sont jamais suivis ; un lien donné en argument l'est, et le rapport le dit). Sans "
+        "--config ni VIGIE_CONFIG, la configuration par défaut (pas celle de "
+        "/etc/vigie/vigie.toml). Code de sortie : 0 rien trouvé, 1 fichier(s) signalé(s) "
+        "(suspect, dangereux ou non inspecté), 2 erreur, 130 interrompu. / Recursive scan "
+        "(symbolic links found in folders never followed; a link given as an argument is, "
+        "and the report says so). Without --config or VIGIE_CONFIG, the default settings. "
+        "Exit code: 0 nothing found, 1 flagged file(s), 2 error, 130 interrupted.")
     s.add_argument("paths", nargs="+", metavar="PATH", help="fichier ou dossier / file or folder")
     s.add_argument("--json", action="store_true",
                    help="rapport JSON sur la sortie standard (le résumé passe sur la sortie "

@@ -325,6 +325,28 @@ def test_usb_watch_once_writes_reports_beside_the_data(tmp_path: Path, key: Path
     assert p.returncode == 0 and len(list((data / "usb-reports").glob("*.json"))) == 1
     assert "aucun support amovible monté" in p.stderr
 
+    # the mount table cannot be read: an error, not "nothing mounted"
+    p = run("usb", "watch", "--once", "--config", str(config), "--mountinfo",
+            str(tmp_path / "absent"))
+    assert p.returncode == 2 and "table des montages illisible" in p.stderr
+    assert "aucun support amovible monté" not in p.stderr
+
+
+def test_usb_watch_once_report_not_written(tmp_path: Path, key: Path) -> None:
+    """The reports folder cannot be created: the findings are still in the log line
+    and the exit code is 1 (the reviewer's /proc/nope)."""
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(MOUNTINFO + f"300 22 8:17 / {key} rw,nosuid shared:300 - vfat "
+                         "/dev/sdz1 rw\n")
+    config = tmp_path / "vigie.toml"
+    config.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n')
+    p = run("usb", "watch", "--once", "--config", str(config), "--mountinfo", str(mountinfo),
+            "--removable-under", str(tmp_path), "--reports-dir", "/proc/nope",
+            "--no-quarantine")
+    assert p.returncode == 1, p.stderr
+    assert "clé USB « CLE » : 4 fichier(s) à risque" in p.stderr
+    assert "rapport NON écrit dans /proc/nope" in p.stderr and "Traceback" not in p.stderr
+
 
 def test_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
     """stderr a terminal: the rich bar (files, bytes, ETA) is drawn; a pipe: never."""
@@ -427,5 +449,7 @@ def test_usb_watch_service_until_sigterm(tmp_path: Path, key: Path) -> None:
     assert proc.returncode == 0, err
     assert "surveillance des supports amovibles" in err
     assert "clé USB « CLE » détectée" in err and "4 fichier(s) à risque" in err
+    assert "arrêt demandé (SIGTERM)" in err and "stop requested (SIGTERM)" in err
+    assert "surveillance des supports amovibles arrêtée" in err
     assert "Traceback" not in err
     assert (key / "eicar.com.txt").exists()  # --no-quarantine: report only
