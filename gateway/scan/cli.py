@@ -31,9 +31,13 @@ from gateway import logs
 from gateway.config import Config, load
 from gateway.scan.engine import ScanConfigError, Scanner
 from gateway.scan.station import (
+    EXIT_CLEAN,
     EXIT_ERROR,
+    EXIT_FINDINGS,
+    EXIT_INTERRUPTED,
     VERDICT_FR,
     Entry,
+    FileResult,
     QuarantineFolder,
     ScanRun,
     WalkHooks,
@@ -48,7 +52,9 @@ from gateway.scan.station_report import (
     write_reports,
 )
 
-EXIT_INTERRUPTED = 130
+# Where the service's configuration lives (deploy/INSTALL.md). Like every vigie command,
+# `vigie scan` reads only --config or VIGIE_CONFIG; it says so when this file exists.
+SYSTEM_CONFIG = Path("/etc/vigie/vigie.toml")
 LIST_LIMIT = 50  # lines per list in the terminal summary; the reports have them all
 
 
@@ -106,10 +112,27 @@ class BarProgress:
 
 # --- summary ----------------------------------------------------------------
 
+def _why(r: FileResult) -> str:
+    """The findings' reasons, grouped by where they were found: ``dans
+    photos.zip/logiciel/setup.exe : …`` for a member of an archive (or a part of a
+    document), so that one knows what to look for in it."""
+    own = safe_text(os.path.basename(r.entry.path))
+    groups: dict[str, list[str]] = {}
+    for f in r.report.findings:
+        where = safe_text(f.path) if f.path else own
+        reasons = groups.setdefault(where, [])
+        if f.reason.fr not in reasons:
+            reasons.append(f.reason.fr)
+    return " ; ".join("; ".join(reasons) if where == own else
+                      f"dans {where} : {'; '.join(reasons)}"
+                      for where, reasons in groups.items())
+
+
 def print_summary(run: ScanRun, out: TextIO) -> None:
     """The French summary table, the lists of what needs a look, then one English line."""
     console = Console(file=out, highlight=False, soft_wrap=True)
     counts = run.counts()
+    kept = run.left_in_place
     table = Table(title="vigie — analyse / scan", show_header=False, title_justify="left")
     table.add_column("quoi", style="bold")
     table.add_column("combien", justify="right")
@@ -119,7 +142,20 @@ def print_summary(run: ScanRun, out: TextIO) -> None:
     table.add_row("Durée", human_duration(run.duration))
     if run.quarantine_dir:
         table.add_row("Mis de côté", str(counts["quarantined"]))
+        if kept:
+            table.add_row(Text("dont originaux restés en place", style="bold red"),
+                          Text(str(len(kept)), style="bold red"))
     console.print(table)
+    if run.quarantine_dir and counts["quarantined"]:
+        console.print(Text(f"Dossier de quarantaine / quarantine folder : "
+                           f"{safe_text(run.quarantine_dir)}"))
+    if kept:
+        console.print(Text(
+            f"Attention : {len(kept)} fichier(s) signalé(s) copié(s) dans la quarantaine mais "
+            f"NON supprimé(s) de leur emplacement (support en lecture seule ?) : ils y sont "
+            f"toujours, ne les ouvrez pas. / Warning: {len(kept)} flagged file(s) copied "
+            f"into the quarantine but NOT removed: they are still in place.",
+            style="bold red"))
 
     def lines(title: str, items: list[Text]) -> None:
         if not items:
@@ -136,12 +172,18 @@ def print_summary(run: ScanRun, out: TextIO) -> None:
         if r.verdict.value in ("SUSPICIOUS", "MALICIOUS", "NOT_INSPECTED", "ERROR"):
             style = "bold red" if r.verdict.value == "MALICIOUS" else "yellow"
             shown = VERDICT_FR[r.verdict.value]
-            why = "; ".join(f.reason.fr for f in r.report.findings) or shown
+            why = _why(r) or shown
             t = Text(f"{shown.upper()} ", style=style)
             t.append(safe_text(r.entry.path))
             t.append(f" — {why}")
-            if r.quarantine:
-                t.append(f" → {safe_text(r.quarantine.stored)}")
+            q = r.quarantine
+            if q:
+                stored = safe_text(os.path.join(run.quarantine_dir, q.stored))
+                if q.removed:
+                    t.append(f" → déplacé dans {stored}")
+                else:
+                    t.append(f" → copié dans {stored}, mais l'original est RESTÉ EN PLACE "
+                             f"({q.why_kept})", style="bold red")
             elif r.quarantine_error:
                 t.append(f" ({r.quarantine_error})")
             flagged.append(t)
@@ -152,14 +194,21 @@ def print_summary(run: ScanRun, out: TextIO) -> None:
     lines("Ignorés / skipped :", [
         Text(f"{safe_text(p.path)} : {p.fr}" + (f" → {safe_text(p.detail)}" if p.detail else ""))
         for p in run.skipped])
+    lines("Remarques / notes :", [
+        Text(f"{safe_text(p.path)} : {p.fr}" + (f" → {safe_text(p.detail)}" if p.detail else ""))
+        for p in run.notes])
     if run.interrupted:
         console.print(Text("Analyse interrompue / scan interrupted", style="bold red"))
+    moved = ""
+    if run.quarantine_dir:
+        moved = f", {counts['quarantined']} quarantined"
+        if kept:
+            moved += f" ({len(kept)} original(s) left in place)"
     console.print(Text(
         f"Scanned {counts['files']} files ({counts['bytes']} bytes) in {run.duration:.1f} s: "
         f"{counts['clean']} clean, {counts['suspicious']} suspicious, {counts['malicious']} "
         f"malicious, {counts['not_inspected']} not inspected, {counts['errors']} errors, "
-        f"{counts['skipped']} skipped" + (f", {counts['quarantined']} quarantined"
-                                          if run.quarantine_dir else "") + "."))
+        f"{counts['skipped']} skipped{moved}."))
 
 
 # --- vigie scan -------------------------------------------------------------
@@ -171,13 +220,25 @@ def cmd_scan(args: argparse.Namespace, hooks: WalkHooks | None = None) -> int:
     quarantine = None
     if args.quarantine:
         qdir = Path(args.quarantine).expanduser().absolute()
+        # Compared by real paths: a link on either side must not hide the overlap.
+        qreal = os.path.realpath(qdir)
         for root in args.paths:  # moving files into the tree being walked would loop
             real = os.path.realpath(root)
-            if os.path.isdir(real) and (str(qdir) + "/").startswith(real.rstrip("/") + "/"):
+            if os.path.isdir(real) and (qreal + "/").startswith(real.rstrip("/") + "/"):
                 _err(f"le dossier de quarantaine {qdir} est dans le dossier analysé {root}\n"
                      f"the quarantine folder {qdir} is inside the scanned folder {root}")
                 return EXIT_ERROR
         quarantine = QuarantineFolder(qdir)
+    if args.html:
+        parent = Path(args.html).expanduser().absolute().parent
+        if not parent.is_dir():  # a typo must not create folders nor cost a whole scan
+            _err(f"rapport HTML : le dossier {parent} n'existe pas\nHTML report: the folder "
+                 f"{parent} does not exist")
+            return EXIT_ERROR
+    if args.config is None and SYSTEM_CONFIG.is_file():
+        _err(f"attention : sans --config, {SYSTEM_CONFIG} n'est pas lu (règles YARA, ClamAV "
+             f"et limites par défaut) ; ajoutez --config {SYSTEM_CONFIG}\nwarning: without "
+             f"--config, {SYSTEM_CONFIG} is not read (default YARA rules, ClamAV and limits)")
     logging.basicConfig(level=logging.WARNING)
     scanner = _scanner(load(args.config))
     if scanner is None:
@@ -205,7 +266,7 @@ def cmd_scan(args: argparse.Namespace, hooks: WalkHooks | None = None) -> int:
         print_summary(run, sys.stderr)
     else:
         print_summary(run, sys.stdout)
-    return EXIT_INTERRUPTED if run.interrupted else run.exit_code()
+    return run.exit_code()
 
 
 # --- vigie usb watch --------------------------------------------------------
@@ -230,15 +291,26 @@ def cmd_usb(args: argparse.Namespace) -> int:
         mountinfo=Path(args.mountinfo),
         is_removable=media_removable(extra_prefixes=prefixes), jobs=args.jobs,
         interval=args.interval)
+    usb_log = logging.getLogger("vigie.usb")
     if args.once:
         done = watcher.poll_once()
+        if watcher.mount_table_error:  # already said, with the path, in the log
+            return EXIT_ERROR
         if not done:
-            logging.getLogger("vigie.usb").info(
-                "aucun support amovible monté / no removable medium mounted")
-        return max((r.exit_code for r in done), default=0)
+            usb_log.info("aucun support amovible monté / no removable medium mounted")
+        codes = [r.exit_code for r in done]
+        # 130 (interrupted) first, then 1 (found), then 2 (error), else 0
+        for code in (EXIT_INTERRUPTED, EXIT_FINDINGS, EXIT_ERROR):
+            if code in codes:
+                return code
+        return EXIT_CLEAN
     stop = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:
+        if not stop.is_set():
+            # Only a flag here (a log call inside a signal handler could re-enter the
+            # handler's lock); the watcher logs as soon as its loop sees it.
+            watcher.stop_reason = signal.Signals(signum).name
         stop.set()
 
     signal.signal(signal.SIGTERM, _stop)
@@ -254,10 +326,14 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     s = sub.add_parser(
         "scan", parents=[common],
         help="analyser des fichiers ou dossiers (station blanche) / scan files or folders",
-        description="Analyse récursive (liens symboliques jamais suivis). Code de sortie : "
-        "0 rien trouvé, 1 fichier(s) signalé(s) (suspect, dangereux ou non inspecté), "
-        "2 erreur. / Recursive scan (symbolic links never followed). Exit code: 0 nothing "
-        "found, 1 flagged file(s), 2 error.")
+        description="Analyse récursive (les liens symboliques trouvés dans les dossiers ne "
+        "sont jamais suivis ; un lien donné en argument l'est, et le rapport le dit). Sans "
+        "--config ni VIGIE_CONFIG, la configuration par défaut (pas celle de "
+        "/etc/vigie/vigie.toml). Code de sortie : 0 rien trouvé, 1 fichier(s) signalé(s) "
+        "(suspect, dangereux ou non inspecté), 2 erreur, 130 interrompu. / Recursive scan "
+        "(symbolic links found in folders never followed; a link given as an argument is, "
+        "and the report says so). Without --config or VIGIE_CONFIG, the default settings. "
+        "Exit code: 0 nothing found, 1 flagged file(s), 2 error, 130 interrupted.")
     s.add_argument("paths", nargs="+", metavar="PATH", help="fichier ou dossier / file or folder")
     s.add_argument("--json", action="store_true",
                    help="rapport JSON sur la sortie standard (le résumé passe sur la sortie "

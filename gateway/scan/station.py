@@ -40,6 +40,7 @@ VERDICT_FR = {"CLEAN": "sain", "NOT_INSPECTED": "non inspecté", "ERROR": "erreu
               "SUSPICIOUS": "suspect", "MALICIOUS": "dangereux"}
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM: the shell's 128 + SIGINT
 
 
 class FileScanner(Protocol):
@@ -94,9 +95,11 @@ class Entry:
 
 
 # kind: what went wrong or why it was left out. ``error`` kinds count as errors
-# (exit code 2 when nothing was found); the others are skipped on purpose.
+# (exit code 2 when nothing was found); ``note`` kinds are only said (nothing was left
+# out); the others are skipped on purpose.
 ERROR_KINDS = frozenset({"unreadable", "vanished", "changed", "io", "scan_error",
                          "bad_root"})
+NOTE_KINDS = frozenset({"root_link"})
 
 _PROBLEM_TEXT: dict[str, tuple[str, str]] = {
     "unreadable": ("illisible (droits insuffisants)", "unreadable (permission denied)"),
@@ -120,6 +123,8 @@ _PROBLEM_TEXT: dict[str, tuple[str, str]] = {
                  "include it)"),
     "special": ("fichier spécial (tube, socket, périphérique) : ignoré",
                 "special file (pipe, socket, device): skipped"),
+    "root_link": ("lien symbolique donné à analyser : suivi, sa cible est analysée",
+                  "symbolic link given to scan: followed, its target is scanned"),
 }
 
 
@@ -137,6 +142,10 @@ class Problem:
         return self.kind in ERROR_KINDS
 
     @property
+    def is_note(self) -> bool:
+        return self.kind in NOTE_KINDS
+
+    @property
     def fr(self) -> str:
         return _PROBLEM_TEXT[self.kind][0]
 
@@ -147,6 +156,8 @@ class Problem:
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"path": safe_text(self.path), "kind": self.kind,
                                "error": self.is_error, "fr": self.fr, "en": self.en}
+        if self.is_note:
+            out["note"] = True
         if self.detail:
             out["detail"] = safe_text(self.detail)
         return out
@@ -178,7 +189,9 @@ def walk(root: str, *, cross_filesystems: bool = False,
          hooks: WalkHooks | None = None) -> Iterator[Entry | Problem]:
     """Every regular file under ``root`` (or ``root`` itself when it is a file), and a
     ``Problem`` for each path left out. A root given as a symbolic link is followed
-    (the user named it); no link below it is."""
+    (the user named it; a ``root_link`` note says so), file or folder alike; no link
+    below it is. A file root followed so is scanned, and moved, at its real path: the
+    link itself is not what is dangerous."""
     on_entry = hooks.on_entry if hooks else None
     try:
         st = os.stat(root)
@@ -186,8 +199,11 @@ def walk(root: str, *, cross_filesystems: bool = False,
     except OSError as exc:
         yield Problem(root, "bad_root", exc.strerror or str(exc))
         return
+    if os.path.islink(root):
+        yield Problem(root, "root_link", root_real)
     if stat.S_ISREG(st.st_mode):
-        yield Entry(root, os.path.basename(root_real) or root, root, st.st_size, st.st_dev,
+        path = root_real if os.path.islink(root) else root
+        yield Entry(path, os.path.basename(root_real) or root, root, st.st_size, st.st_dev,
                     st.st_ino)
         return
     if not stat.S_ISDIR(st.st_mode):
@@ -254,6 +270,7 @@ class QuarantineRecord:
     sha256: str
     removed: bool               # False: copied, but the original could not be removed
     detail: str = ""
+    why_kept: str = ""          # the OS's words when the original could not be removed
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"stored": safe_text(self.stored), "sha256": self.sha256,
@@ -319,11 +336,21 @@ class ScanRun:
 
     @property
     def skipped(self) -> list[Problem]:
-        return [p for p in self.problems if not p.is_error]
+        return [p for p in self.problems if not p.is_error and not p.is_note]
+
+    @property
+    def notes(self) -> list[Problem]:
+        return [p for p in self.problems if p.is_note]
 
     @property
     def flagged(self) -> list[FileResult]:
         return [r for r in self.results if r.verdict in FLAGGED]
+
+    @property
+    def left_in_place(self) -> list[FileResult]:
+        """Flagged files copied into the quarantine whose original is still where it
+        was (a read-only key): "mis de côté" must not let anyone think it is gone."""
+        return [r for r in self.results if r.quarantine and not r.quarantine.removed]
 
     def counts(self) -> dict[str, int]:
         by = {v: 0 for v in Verdict}
@@ -343,12 +370,16 @@ class ScanRun:
         }
 
     def exit_code(self) -> int:
-        """1 when something was found (suspicious, malicious, or a file that could not
-        be inspected: nobody can say it is clean), else 2 on an error, else 0."""
+        """130 when the run was interrupted (what the process exits with, and what its
+        JSON report says), else 1 when something was found (suspicious, malicious, or a
+        file that could not be inspected: nobody can say it is clean), else 2 on an
+        error, else 0."""
+        if self.interrupted:
+            return EXIT_INTERRUPTED
         c = self.counts()
         if c["suspicious"] or c["malicious"] or c["not_inspected"]:
             return EXIT_FINDINGS
-        if c["errors"] or self.interrupted:
+        if c["errors"]:
             return EXIT_ERROR
         return EXIT_CLEAN
 
@@ -396,7 +427,7 @@ class QuarantineFolder:
         """``DIR/<root folder's name>/<path below it>.vigie-quarantaine`` (a file given
         as a root: ``DIR/<its name>.vigie-quarantaine``). ".." cannot appear (names come
         from scandir); the suffix and the mode take away the executable look and bit."""
-        if entry.path == entry.root:
+        if entry.path in (entry.root, os.path.realpath(entry.root)):  # a file root
             return self.root / (os.path.basename(entry.rel) + QUARANTINE_SUFFIX)
         base = os.path.basename(os.path.realpath(entry.root).rstrip("/")) or "racine"
         return self.root / base / (entry.rel + QUARANTINE_SUFFIX)
@@ -454,6 +485,7 @@ class QuarantineFolder:
             _fsync_dir(Path(entry.path).parent)
             record.removed = True
         except OSError as exc:
+            record.why_kept = exc.strerror or str(exc)
             record.detail = (
                 f"copié, mais l'original n'a pas pu être supprimé ({exc.strerror}) / copied, "
                 f"but the original could not be removed ({exc.strerror})")

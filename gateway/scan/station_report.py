@@ -23,6 +23,7 @@ COUNT_ROWS = (  # (key, French label, English label)
     ("malicious", "Dangereux", "malicious"),
     ("not_inspected", "Non inspectés", "not inspected"),
     ("errors", "Erreurs", "errors"),
+    ("skipped", "Ignorés", "skipped"),
 )
 
 
@@ -77,7 +78,7 @@ th{background:#f3f3f3} td.n{text-align:right;white-space:nowrap}
 <h1>Rapport d'analyse vigie{% if mount %} — clé « {{ mount.label }} »{% endif %}</h1>
 <p class="en">vigie scan report</p>
 {% if flagged %}
-<p class="verdict bad">{{ flagged|length }} fichier(s) à risque trouvé(s){% if counts.quarantined %}, {{ counts.quarantined }} mis de côté{% endif %}. Ne les ouvrez pas.<br><span class="en">{{ flagged|length }} risky file(s) found. Do not open them.</span></p>
+<p class="verdict bad">{{ flagged|length }} fichier(s) à risque trouvé(s){% if counts.quarantined %}, {{ counts.quarantined }} mis de côté{% endif %}{% if kept %} dont {{ kept|length }} copié(s) seulement : l'original est resté en place{% endif %}. Ne les ouvrez pas.<br><span class="en">{{ flagged|length }} risky file(s) found{% if kept %}, {{ kept|length }} copied into the quarantine but still in place{% endif %}. Do not open them.</span></p>
 {% elif counts.not_inspected or counts.errors or report.interrupted %}
 <p class="verdict warn">Rien de dangereux trouvé, mais l'analyse n'est pas complète (voir ci-dessous).<br><span class="en">Nothing dangerous found, but the scan is not complete (see below).</span></p>
 {% else %}
@@ -113,6 +114,12 @@ th{background:#f3f3f3} td.n{text-align:right;white-space:nowrap}
 {% for p in skipped %}<tr><td class="path">{{ p.path }}</td><td>{{ p.fr }}{% if p.get("detail") %} <span class="path">→ {{ p.detail }}</span>{% endif %}<br><span class="en">{{ p.en }}</span></td></tr>
 {% endfor %}</table>
 {% endif %}
+{% if notes %}
+<h2>Remarques <small>/ notes</small></h2>
+<table><tr><th>Chemin / path</th><th>Remarque / note</th></tr>
+{% for p in notes %}<tr><td class="path">{{ p.path }}</td><td>{{ p.fr }}{% if p.get("detail") %} <span class="path">→ {{ p.detail }}</span>{% endif %}<br><span class="en">{{ p.en }}</span></td></tr>
+{% endfor %}</table>
+{% endif %}
 <details>
 <summary>Tous les fichiers analysés ({{ report.files|length }}) <small>/ every file scanned</small></summary>
 <table><tr><th>Fichier / file</th><th>Type</th><th>Taille / size</th><th>Verdict</th></tr>
@@ -138,7 +145,10 @@ def render_html(report: dict[str, Any]) -> str:
         flagged=[f for f in files if f["verdict"] in ("SUSPICIOUS", "MALICIOUS")],
         uninspected=[f for f in files if f["verdict"] in ("NOT_INSPECTED", "ERROR")],
         errors=[p for p in problems if p["error"]],
-        skipped=[p for p in problems if not p["error"]],
+        skipped=[p for p in problems if not p["error"] and not p.get("note")],
+        notes=[p for p in problems if p.get("note")],
+        kept=[f for f in files if f.get("quarantine")
+              and not f["quarantine"].get("original_removed", True)],
         rows=COUNT_ROWS, size=human_size, duration=human_duration, when=local_time,
         verdict_fr=lambda v: VERDICT_FR.get(v, v),
     )

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from gateway.scan.station import (
+    EXIT_CLEAN,
+    EXIT_ERROR,
     FileScanner,
     QuarantineFolder,
     ScanRun,
@@ -123,9 +125,33 @@ def media_removable(*, extra_prefixes: Sequence[str] = (), sys_root: Path = Path
     return test
 
 
-def device_label(mount: Mount, by_label: Path = Path("/dev/disk/by-label")) -> str:
-    """The file system label udev knows for the mount's device, else the mount point's
-    last component (automounters name it after the label), else the device name."""
+def udev_label(mount: Mount, udev_data: Path = Path("/run/udev/data")) -> str:
+    """The file system label in udev's database entry for the mount's device number
+    (``b8:17``: ``E:ID_FS_LABEL_ENC=CLE\\x20CABINET``), or "". Read by device number,
+    it works where /dev is private (``PrivateDevices=yes`` in vigie-usb-watch.service
+    hides /dev/disk/by-label, not /run/udev)."""
+    if mount.major == 0:
+        return ""
+    try:
+        text = (udev_data / f"b{mount.major}:{mount.minor}").read_text(
+            encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    values = dict(line[2:].split("=", 1) for line in text.splitlines()
+                  if line.startswith("E:") and "=" in line)
+    if values.get("ID_FS_LABEL_ENC"):
+        return _unescape_udev(values["ID_FS_LABEL_ENC"])
+    return values.get("ID_FS_LABEL", "")
+
+
+def device_label(mount: Mount, by_label: Path = Path("/dev/disk/by-label"),
+                 udev_data: Path = Path("/run/udev/data")) -> str:
+    """The file system label udev knows for the mount's device (its database, else
+    /dev/disk/by-label), else the mount point's last component (automounters name it
+    after the label), else the device name."""
+    label = udev_label(mount, udev_data)
+    if label:
+        return label
     try:
         real = os.path.realpath(mount.source)
         for link in by_label.iterdir():
@@ -151,17 +177,25 @@ def _slug(label: str) -> str:
 
 @dataclass
 class UsbReport:
-    """One medium scanned: where its reports are, and the run itself."""
+    """One medium scanned: where its reports are (None, with ``report_error``, when
+    they could not be written: the run and its findings are still here), and the run."""
 
     mount: Mount
     label: str
     run: ScanRun
-    json_path: Path
-    html_path: Path
+    json_path: Path | None
+    html_path: Path | None
+    report_error: str = ""
 
     @property
     def exit_code(self) -> int:
-        return self.run.exit_code()
+        """The run's (130 interrupted, 1 found, 2 error, 0 clean), and 2 instead of 0
+        when the report could not be written: a clean key with no report to show is
+        not a success."""
+        code = self.run.exit_code()
+        if self.report_error and code == EXIT_CLEAN:
+            return EXIT_ERROR
+        return code
 
 
 Notify = Callable[[UsbReport], None]
@@ -182,17 +216,24 @@ class UsbWatcher:
     jobs: int = 2
     interval: float = 2.0
     notify: list[Notify] = field(default_factory=list)
+    # The last read of the mount table failed (its strerror), else "": ``--once`` then
+    # exits 2; the service keeps watching.
+    mount_table_error: str = ""
+    # Why the watcher stops ("SIGTERM"), set by whoever sets the stop event.
+    stop_reason: str = ""
     _scanned: dict[int, tuple[int, int]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def read_mounts(self) -> list[Mount]:
         try:
-            return parse_mountinfo(self.mountinfo.read_text(encoding="utf-8",
-                                                            errors="surrogateescape"))
+            text = self.mountinfo.read_text(encoding="utf-8", errors="surrogateescape")
         except OSError as exc:
-            log.error("table des montages illisible : %s (%s) / mount table unreadable",
-                      self.mountinfo, exc.strerror)
+            self.mount_table_error = exc.strerror or str(exc)
+            log.error("table des montages illisible : %s (%s) / mount table unreadable: "
+                      "%s (%s)", self.mountinfo, exc.strerror, self.mountinfo, exc.strerror)
             return []
+        self.mount_table_error = ""
+        return parse_mountinfo(text)
 
     def new_media(self) -> list[Mount]:
         """Removable mounts not yet scanned; forgets mounts that went away."""
@@ -219,24 +260,26 @@ class UsbWatcher:
         for mount in self.new_media():
             if self._stop.is_set():
                 break
-            report = self.scan_mount(mount)
-            if report is not None:
-                done.append(report)
+            done.append(self.scan_mount(mount))
         return done
 
-    def scan_mount(self, mount: Mount) -> UsbReport | None:
+    def scan_mount(self, mount: Mount) -> UsbReport:
         label = self.label_of(mount)
         shown = safe_text(label)
         started = time.time()
         stamp = datetime.fromtimestamp(started, UTC).strftime("%Y%m%dT%H%M%SZ")
         base = f"{stamp}-{_slug(label)}"
-        log.info("clé USB « %s » détectée sur %s : analyse en cours / USB medium %r "
-                 "detected, scanning", shown, safe_text(mount.mount_point), shown)
+        log.info("clé USB « %s » détectée sur %s : analyse en cours / USB medium \"%s\" "
+                 "detected on %s, scanning", shown, safe_text(mount.mount_point), shown,
+                 safe_text(mount.mount_point))
         quarantine = None
         if self.quarantine_dir is not None:
             quarantine = QuarantineFolder(self._unique(self.quarantine_dir, base, ""))
         run = run_scan(self.scanner, [mount.mount_point], jobs=self.jobs,
                        quarantine=quarantine, stop=self._stop)
+        json_path: Path | None = None
+        html_path: Path | None = None
+        error = ""
         try:
             os.makedirs(self.reports_dir, mode=0o700, exist_ok=True)
             json_path = self._unique(self.reports_dir, base, ".json")
@@ -244,10 +287,14 @@ class UsbWatcher:
             report = run.to_json(kind="usb", mount=self.describe(mount, label))
             write_reports(report, json_path, html_path)
         except OSError as exc:
-            log.error("clé USB « %s » : rapport non écrit dans %s (%s) / report not written",
-                      shown, self.reports_dir, exc.strerror)
-            return None
-        result = UsbReport(mount, label, run, json_path, html_path)
+            # The findings must not be lost with the report: the log line below still
+            # gives the counts, the callbacks still get the run, the exit code says it.
+            error = exc.strerror or str(exc)
+            if json_path is not None and not json_path.exists():
+                json_path = None
+            if html_path is not None and not html_path.exists():
+                html_path = None
+        result = UsbReport(mount, label, run, json_path, html_path, error)
         self._log(result)
         for callback in self.notify:
             try:
@@ -273,33 +320,54 @@ class UsbWatcher:
                 "device_number": f"{mount.major}:{mount.minor}"}
 
     def _log(self, r: UsbReport) -> None:
-        """The notification line: counts and the report's path, never a file name (names
-        on a patient's key can carry patient data)."""
+        """The notification line, French then English, each half whole (counts and the
+        report's path): never a file name (names on a patient's key can carry patient
+        data)."""
         c = r.run.counts()
+        kept = len(r.run.left_in_place)
         shown = safe_text(r.label)
-        fields = {"event": "usb_scan", "label": shown, "mount_point":
-                  safe_text(r.mount.mount_point), "report": str(r.json_path), **c}
+        shown_report = r.html_path or r.json_path
+        fields: dict[str, Any] = {
+            "event": "usb_scan", "label": shown,
+            "mount_point": safe_text(r.mount.mount_point),
+            "report": str(shown_report) if shown_report else None, **c,
+            "left_in_place": kept, "exit_code": r.exit_code}
+        if r.report_error:
+            fields["report_error"] = r.report_error
         flagged = c["suspicious"] + c["malicious"]
+        level = logging.WARNING
         if r.run.interrupted:
-            log.warning("clé USB « %s » : analyse interrompue (%d fichiers analysés) — rapport"
-                        " : %s / USB medium %r: scan interrupted", shown, c["files"],
-                        r.html_path, shown, extra={"vigie": fields})
+            fr = f"analyse interrompue ({c['files']} fichiers analysés)"
+            en = f"scan interrupted ({c['files']} files scanned)"
         elif flagged:
-            moved = (f", {c['quarantined']} mis de côté / quarantined"
-                     if self.quarantine_dir is not None else "")
-            log.warning("clé USB « %s » : %d fichier(s) à risque (%d dangereux, %d suspects)"
-                        "%s — rapport : %s / USB medium %r: %d risky file(s) found",
-                        shown, flagged, c["malicious"], c["suspicious"], moved, r.html_path,
-                        shown, flagged, extra={"vigie": fields})
+            fr = (f"{flagged} fichier(s) à risque ({c['malicious']} dangereux, "
+                  f"{c['suspicious']} suspects)")
+            en = (f"{flagged} risky file(s) found ({c['malicious']} malicious, "
+                  f"{c['suspicious']} suspicious)")
+            if self.quarantine_dir is not None:
+                fr += f", {c['quarantined']} mis de côté"
+                en += f", {c['quarantined']} quarantined"
+                if kept:
+                    fr += f" dont {kept} resté(s) sur la clé (lecture seule ?)"
+                    en += f" of which {kept} still on the medium (read-only?)"
         elif c["not_inspected"] or c["errors"]:
-            log.warning("clé USB « %s » : rien de dangereux, mais %d fichier(s) non inspecté(s)"
-                        " et %d erreur(s) — rapport : %s / USB medium %r: nothing dangerous, "
-                        "scan incomplete", shown, c["not_inspected"], c["errors"],
-                        r.html_path, shown, extra={"vigie": fields})
+            fr = (f"rien de dangereux, mais {c['not_inspected']} fichier(s) non inspecté(s) "
+                  f"et {c['errors']} erreur(s) ({c['files']} fichiers)")
+            en = (f"nothing dangerous, but {c['not_inspected']} file(s) not inspected and "
+                  f"{c['errors']} error(s) ({c['files']} files)")
         else:
-            log.info("clé USB « %s » : aucun fichier dangereux (%d fichiers) — rapport : %s / "
-                     "USB medium %r: clean", shown, c["files"], r.html_path, shown,
-                     extra={"vigie": fields})
+            fr = f"aucun fichier dangereux ({c['files']} fichiers)"
+            en = f"clean ({c['files']} files)"
+            level = logging.INFO
+        if r.report_error:
+            level = max(level, logging.ERROR)
+            where_fr = f"rapport NON écrit dans {self.reports_dir} ({r.report_error})"
+            where_en = f"report NOT written in {self.reports_dir} ({r.report_error})"
+        else:
+            where_fr = f"rapport : {shown_report}"
+            where_en = f"report: {shown_report}"
+        log.log(level, "clé USB « %s » : %s — %s / USB medium \"%s\": %s — %s",
+                shown, fr, where_fr, shown, en, where_en, extra={"vigie": fields})
 
     def wait_for_change(self, timeout: float) -> None:
         """Until the mount table changes (POLLPRI on /proc/self/mountinfo) or
@@ -329,10 +397,25 @@ class UsbWatcher:
         if stop is not None:
             self._stop = stop
         log.info("surveillance des supports amovibles (%s) ; rapports dans %s / watching "
-                 "removable media", self.mountinfo, self.reports_dir)
+                 "removable media (%s); reports in %s", self.mountinfo, self.reports_dir,
+                 self.mountinfo, self.reports_dir)
+        said = threading.Thread(target=self._say_stopping, name="vigie-usb-stop",
+                                daemon=True)
+        said.start()
         while not self._stop.is_set():
             self.poll_once()
             self.wait_for_change(self.interval)
+        said.join(1.0)
+        log.info("surveillance des supports amovibles arrêtée / stopped watching removable "
+                 "media")
+
+    def _say_stopping(self) -> None:
+        """Log the stop request the moment it comes (a key may be half scanned: its
+        scan ends within a second, or when the file being read is done)."""
+        self._stop.wait()
+        why = f" ({self.stop_reason})" if self.stop_reason else ""
+        log.info("arrêt demandé%s : fin de l'analyse en cours puis arrêt / stop "
+                 "requested%s: finishing the current scan, then stopping", why, why)
 
     def stop(self) -> None:
         self._stop.set()

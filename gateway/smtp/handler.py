@@ -22,13 +22,14 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from email.utils import formatdate
+from email.utils import formatdate, getaddresses
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from gateway.audit import AuditLog
 from gateway.config import Config
+from gateway.detect.hygiene import header_fields
 from gateway.engine import Engine
 from gateway.logs import message_line
 from gateway.model import Direction, Message, domain_of, prepend_header
@@ -415,7 +416,7 @@ class SubmissionHandler:
                                      state.queue_id or new_queue_id())
         message = Message(raw, menv)
         decision = await self.engine.screen(message,
-                                            allowed_sender=await self._allowed(menv))
+                                            allowed_sender=await self._allowed(message))
         action = decision.action
         reply: Reply
         try:
@@ -452,15 +453,25 @@ class SubmissionHandler:
         )
         return self.render(reply)
 
-    async def _allowed(self, env: MsgEnvelope) -> bool:
-        """Is the sender on the practice's «always allow» list for this direction?"""
-        if self.quarantine is None or not env.mail_from:
+    async def _allowed(self, message: Message) -> bool:
+        """Is the sender on the practice's «always allow» list for this direction? The
+        envelope sender or the From address (mailing lists and newsletters change
+        their envelope sender from one mail to the next)."""
+        env = message.envelope
+        if self.quarantine is None:
             return False
+        fields, _ = header_fields(message.header_bytes)
+        values = [v.decode("utf-8", "replace") for n, v in fields if n == "from"]
+        senders = {a.lower() for _, a in getaddresses(values) if "@" in a}
+        if env.mail_from:
+            senders.add(env.mail_from.lower())
         try:
-            return await self.quarantine.allow.is_allowed(env.mail_from, env.direction.value)
+            for sender in sorted(senders):
+                if await self.quarantine.allow.is_allowed(sender, env.direction.value):
+                    return True
         except (OSError, sqlite3.Error) as exc:  # the list unreadable: checks as usual
             log.warning("allow-list unreadable (%s): checks as usual", type(exc).__name__)
-            return False
+        return False
 
     async def _audit(self, env: MsgEnvelope, decision: Decision) -> None:
         for f in decision.findings:

@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -109,7 +110,11 @@ def test_scan_a_key_subprocess_json_html_quarantine(tmp_path: Path, key: Path) -
 
     # summary on stderr with --json: French table, then English line
     assert "Fichiers analysés" in p.stderr and "Dangereux" in p.stderr
+    assert re.search(r"│ Ignorés +│ +2 │", p.stderr)  # the French table has every count
     assert "Scanned 9 files" in p.stderr
+    # which member of the archive is the problem, and where each file went (absolute)
+    assert "photos.zip — dans photos.zip/Documents/photos.exe : " in p.stderr
+    assert f"→ déplacé dans {qdir}/CLE/eicar.com.txt{QUARANTINE_SUFFIX}" in p.stderr
     # quarantine: moved, non-executable names, manifest
     assert not (key / "eicar.com.txt").exists() and not (key / "photos.zip").exists()
     assert (key / "photo.png").exists()
@@ -195,6 +200,98 @@ def test_unreadable_files_are_error_lines(tmp_path: Path) -> None:
     assert "illisible" in p.stderr
 
 
+def test_read_only_originals_are_said_to_stay(tmp_path: Path) -> None:
+    """A read-only key (here a 0555 folder, vigie without CAP_DAC_OVERRIDE when root):
+    the flagged file is copied into the quarantine and the terminal says that the
+    original is still there, not only «mis de côté»."""
+    tree = tmp_path / "ro"
+    tree.mkdir()
+    (tree / "eicar.com").write_bytes(EICAR)
+    (tree / "lettre.txt").write_text("Bonjour\n")
+    tree.chmod(0o555)
+    qdir = tmp_path / "q"
+    try:
+        p = subprocess.run(
+            [*VIGIE, "scan", str(tree), "--quarantine", str(qdir), "--no-progress"],
+            capture_output=True, text=True, timeout=120, check=False, cwd=ROOT,
+            preexec_fn=_drop_file_override if os.geteuid() == 0 else None)
+    except subprocess.SubprocessError as exc:
+        pytest.skip(f"cannot drop CAP_DAC_OVERRIDE here: {exc}")
+    finally:
+        tree.chmod(0o755)
+    assert p.returncode == 1, p.stderr
+    assert (tree / "eicar.com").read_bytes() == EICAR
+    stored = qdir / "ro" / ("eicar.com" + QUARANTINE_SUFFIX)
+    assert stored.read_bytes() == EICAR
+    out = p.stdout
+    assert "dont originaux restés en place" in out
+    assert f"→ copié dans {stored}, mais l'original est RESTÉ EN PLACE" in out
+    assert "NON supprimé(s)" in out and "1 quarantined (1 original(s) left in place)" in out
+
+
+def test_paths_checked_before_the_scan(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                       ) -> None:
+    """--html into a folder that does not exist, a quarantine inside the scanned tree
+    reached through a link: refused (exit 2) before anything is scanned or created."""
+    tree = tmp_path / "cle"
+    practice_files(tree)
+    missing = tmp_path / "absent" / "sous"
+    assert main(["scan", str(tree), "--html", str(missing / "r.html"), "--no-progress"]) == 2
+    assert "n'existe pas" in capsys.readouterr().err
+    assert not (tmp_path / "absent").exists()
+
+    (tmp_path / "lien").symlink_to(tree)
+    assert main(["scan", str(tree), "--quarantine", str(tmp_path / "lien" / "q"),
+                 "--no-progress"]) == 2
+    assert "est dans le dossier analysé" in capsys.readouterr().err
+    assert not (tree / "q").exists()
+
+
+def test_scan_says_when_the_system_config_is_not_read(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    import gateway.scan.cli as scan_cli
+
+    tree = tmp_path / "cle"
+    practice_files(tree)
+    system = tmp_path / "etc-vigie.toml"
+    system.write_text("[scan]\n")
+    monkeypatch.setattr(scan_cli, "SYSTEM_CONFIG", system)
+    monkeypatch.delenv("VIGIE_CONFIG", raising=False)
+    assert main(["scan", str(tree), "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert f"sans --config, {system} n'est pas lu" in err and "--config" in err
+    assert main(["scan", str(tree), "--no-progress", "--config", str(system)]) == 0
+    assert capsys.readouterr().err == ""
+    monkeypatch.setenv("VIGIE_CONFIG", str(system))
+    assert main(["scan", str(tree), "--no-progress"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_interrupted_scan_json_says_130(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Ctrl-C in the middle: the process exits 130 and its JSON report says the same."""
+    from gateway.cli import build_parser
+    from gateway.scan.cli import cmd_scan
+    from gateway.scan.station import WalkHooks
+
+    tree = tmp_path / "cle"
+    practice_files(tree)
+
+    def ctrl_c(path: str) -> None:
+        if path.endswith("photo.png"):
+            raise KeyboardInterrupt
+
+    args = build_parser().parse_args(["scan", str(tree), "--json", "--no-progress"])
+    args.config = None
+    assert cmd_scan(args, hooks=WalkHooks(before_scan=ctrl_c)) == 130
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["interrupted"] is True and report["exit_code"] == 130
+    assert "Analyse interrompue" in captured.err
+
+
 MOUNTINFO = ("22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
              "23 22 0:21 / /proc rw,nosuid shared:12 - proc proc rw\n")
 
@@ -227,6 +324,28 @@ def test_usb_watch_once_writes_reports_beside_the_data(tmp_path: Path, key: Path
             "--removable-under", str(tmp_path))
     assert p.returncode == 0 and len(list((data / "usb-reports").glob("*.json"))) == 1
     assert "aucun support amovible monté" in p.stderr
+
+    # the mount table cannot be read: an error, not "nothing mounted"
+    p = run("usb", "watch", "--once", "--config", str(config), "--mountinfo",
+            str(tmp_path / "absent"))
+    assert p.returncode == 2 and "table des montages illisible" in p.stderr
+    assert "aucun support amovible monté" not in p.stderr
+
+
+def test_usb_watch_once_report_not_written(tmp_path: Path, key: Path) -> None:
+    """The reports folder cannot be created: the findings are still in the log line
+    and the exit code is 1 (the reviewer's /proc/nope)."""
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(MOUNTINFO + f"300 22 8:17 / {key} rw,nosuid shared:300 - vfat "
+                         "/dev/sdz1 rw\n")
+    config = tmp_path / "vigie.toml"
+    config.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n')
+    p = run("usb", "watch", "--once", "--config", str(config), "--mountinfo", str(mountinfo),
+            "--removable-under", str(tmp_path), "--reports-dir", "/proc/nope",
+            "--no-quarantine")
+    assert p.returncode == 1, p.stderr
+    assert "clé USB « CLE » : 4 fichier(s) à risque" in p.stderr
+    assert "rapport NON écrit dans /proc/nope" in p.stderr and "Traceback" not in p.stderr
 
 
 def test_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
@@ -330,5 +449,7 @@ def test_usb_watch_service_until_sigterm(tmp_path: Path, key: Path) -> None:
     assert proc.returncode == 0, err
     assert "surveillance des supports amovibles" in err
     assert "clé USB « CLE » détectée" in err and "4 fichier(s) à risque" in err
+    assert "arrêt demandé (SIGTERM)" in err and "stop requested (SIGTERM)" in err
+    assert "surveillance des supports amovibles arrêtée" in err
     assert "Traceback" not in err
     assert (key / "eicar.com.txt").exists()  # --no-quarantine: report only

@@ -22,6 +22,7 @@ from gateway.scan.station import (
     EXIT_CLEAN,
     EXIT_ERROR,
     EXIT_FINDINGS,
+    EXIT_INTERRUPTED,
     QUARANTINE_SUFFIX,
     Entry,
     Problem,
@@ -132,6 +133,42 @@ def test_walk_root_given_as_link_is_followed(tmp_path: Path) -> None:
         "a.txt", "sub/b.txt", "sub/deeper/c.txt"]
 
 
+def test_root_file_given_as_link_is_followed_like_a_folder(tmp_path: Path) -> None:
+    """A link named on the command line is followed, file or folder alike, and a note
+    says so; the file is scanned (and would be moved) at its real path, not the link."""
+    t = make_tree(tmp_path)
+    os.symlink(t / "sub" / "b.txt", tmp_path / "lien.txt")
+    os.symlink(t, tmp_path / "key")
+    items = list(walk(str(tmp_path / "lien.txt")))
+    (note,) = [i for i in items if isinstance(i, Problem)]
+    (entry,) = [i for i in items if isinstance(i, Entry)]
+    assert (note.kind, note.is_note, note.is_error) == ("root_link", True, False)
+    assert note.detail == str(t / "sub" / "b.txt") and "suivi" in note.fr
+    assert entry.path == str(t / "sub" / "b.txt") and entry.rel == "b.txt"
+    run = run_scan(ScriptedScanner(), [str(tmp_path / "lien.txt"), str(tmp_path / "key")])
+    assert run.counts()["files"] == 3 and run.counts()["errors"] == 0  # not "changed"
+    assert run.counts()["skipped"] == 0 and len(run.notes) == 2
+    assert run.exit_code() == EXIT_CLEAN
+    problems = run.to_json()["problems"]
+    assert [p["kind"] for p in problems] == ["root_link", "root_link"]
+    assert all(p["note"] and not p["error"] for p in problems)
+    page = render_html(run.to_json())
+    assert "<h2>Remarques" in page and "<h2>Ignorés" not in page
+
+
+def test_root_link_to_a_flagged_file_quarantines_the_target(tmp_path: Path) -> None:
+    t = tmp_path / "tree"
+    t.mkdir()
+    (t / "bad.exe").write_bytes(b"MZ")
+    os.symlink(t / "bad.exe", tmp_path / "lien")
+    run = run_scan(ScriptedScanner(), [str(tmp_path / "lien")],
+                   quarantine=QuarantineFolder(tmp_path / "q"))
+    (r,) = run.flagged
+    assert r.quarantine is not None and r.quarantine.removed
+    assert not (t / "bad.exe").exists()  # the file itself went, not only the link
+    assert (tmp_path / "q" / ("bad.exe" + QUARANTINE_SUFFIX)).read_bytes() == b"MZ"
+
+
 def test_walk_single_file_root_and_missing_root(tmp_path: Path) -> None:
     t = make_tree(tmp_path)
     assert files_of(list(walk(str(t / "a.txt")))) == ["a.txt"]
@@ -233,7 +270,9 @@ def test_run_stops_when_asked(tmp_path: Path) -> None:
     stop = threading.Event()
     stop.set()
     run = run_scan(ScriptedScanner(), [str(t)], stop=stop)
-    assert run.interrupted and run.exit_code() == EXIT_ERROR
+    # the JSON report says what the process exits with (the shell's 130), not 1 or 2
+    assert run.interrupted and run.exit_code() == EXIT_INTERRUPTED == 130
+    assert run.to_json()["exit_code"] == 130
 
 
 # --- quarantine -------------------------------------------------------------
@@ -300,6 +339,9 @@ def test_quarantine_keeps_a_copy_when_the_original_cannot_go(tmp_path: Path,
     (r,) = run.flagged
     assert r.quarantine is not None and not r.quarantine.removed
     assert "Read-only" in r.quarantine.detail and (t / "bad.exe").exists()
+    assert r.quarantine.why_kept == "Read-only file system" and run.left_in_place == [r]
+    page = render_html(run.to_json())
+    assert "dont 1 copié(s) seulement : l'original est resté en place" in page
     assert (tmp_path / "q" / "tree" / ("bad.exe" + QUARANTINE_SUFFIX)).exists()
 
 

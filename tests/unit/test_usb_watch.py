@@ -147,6 +147,7 @@ def test_watcher_scans_a_mount_that_appears(tmp_path: Path, key: Path,
         thread.join(10)
     assert not thread.is_alive()
     (r,) = got
+    assert r.json_path is not None and r.html_path is not None and not r.report_error
     assert r.json_path.parent == tmp_path / "data" / "usb-reports"
     assert r.json_path.name.endswith("-CLE.json") and r.html_path.exists()
     report = json.loads(r.json_path.read_text())
@@ -191,3 +192,92 @@ def test_watcher_survives_an_unreadable_mount_table(tmp_path: Path,
     watcher = make_watcher(tmp_path, tmp_path / "absent")
     assert watcher.poll_once() == []
     assert any("table des montages illisible" in r.getMessage() for r in caplog.records)
+    assert watcher.mount_table_error  # `--once` exits 2 on it
+    (tmp_path / "absent").write_text(BASE)
+    assert watcher.poll_once() == [] and watcher.mount_table_error == ""
+
+
+def test_device_label_from_the_udev_database_when_dev_is_private(tmp_path: Path) -> None:
+    """Under PrivateDevices=yes /dev/disk/by-label is empty: the label comes from udev's
+    database (/run/udev/data/b<major>:<minor>), by device number."""
+    udev = tmp_path / "udev-data"
+    udev.mkdir()
+    (udev / "b8:17").write_text("S:disk/by-label/CLE\\x20CABINET\nE:ID_FS_TYPE=vfat\n"
+                                "E:ID_FS_LABEL=CLE_CABINET\nE:ID_FS_LABEL_ENC=CLE\\x20CABINET\n")
+    (udev / "b8:33").write_text("E:ID_FS_LABEL=SANS_ENC\n")
+    no_dev = tmp_path / "no-by-label"  # what the sandbox leaves
+    m = Mount(1, 0, 8, 17, "/", "/media/vigie/sdb1", "rw", "vfat", "/dev/sdb1")
+    assert device_label(m, no_dev, udev) == "CLE CABINET"
+    m2 = Mount(1, 0, 8, 33, "/", "/media/vigie/sdc1", "rw", "vfat", "/dev/sdc1")
+    assert device_label(m2, no_dev, udev) == "SANS_ENC"
+    m3 = Mount(1, 0, 8, 49, "/", "/media/vigie/sdd1", "rw", "vfat", "/dev/sdd1")
+    assert device_label(m3, no_dev, udev) == "sdd1"  # no entry: the mount point's name
+
+
+def usb_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [rec.getMessage() for rec in caplog.records if rec.name == "vigie.usb"]
+
+
+def test_report_not_written_keeps_the_findings(tmp_path: Path, key: Path,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    """The reports folder cannot be made: the counts are still logged, the callbacks
+    still told, and the exit code still says what was found (1), or 2 for a clean key
+    whose report is missing."""
+    caplog.set_level(logging.INFO, logger="vigie.usb")
+    blocker = tmp_path / "pas-un-dossier"
+    blocker.write_text("a file where the reports folder should be")
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(BASE + mount_line(300, key))
+    got: list[UsbReport] = []
+    watcher = make_watcher(tmp_path, mountinfo, notify=[got.append])
+    watcher.reports_dir = blocker / "usb-reports"
+    watcher.quarantine_dir = None
+    (r,) = watcher.poll_once()
+    assert got == [r] and r.json_path is None and r.html_path is None
+    assert r.report_error and r.exit_code == 1
+    assert r.run.counts()["malicious"] == 1
+    (line,) = [x for x in usb_lines(caplog) if "rapport NON écrit" in x]
+    assert "1 fichier(s) à risque (1 dangereux, 0 suspects)" in line
+    assert "1 risky file(s) found (1 malicious, 0 suspicious)" in line
+    assert "report NOT written in" in line and "facture" not in line
+
+    (key / "facture\u202efdp.exe").unlink()
+    mountinfo.write_text(BASE + mount_line(301, key))
+    (clean,) = watcher.poll_once()
+    assert clean.run.exit_code() == 0 and clean.exit_code == 2
+
+
+def test_log_line_english_half_is_whole(tmp_path: Path, key: Path,
+                                        caplog: pytest.LogCaptureFixture,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both halves carry the counts and the report's path; a label is escaped once
+    (``\\u202e``, not ``\\\\u202e``); a copy whose original stayed (read-only key) is
+    said to be still on the key."""
+    import os
+
+    caplog.set_level(logging.INFO, logger="vigie.usb")
+    mountinfo = tmp_path / "mountinfo"
+    mountinfo.write_text(BASE + mount_line(300, key))
+    watcher = make_watcher(tmp_path, mountinfo)
+    watcher.label_of = lambda m: "Clé\u202eexe.pdf"
+    real_unlink = os.unlink
+
+    def read_only(path: str, *a: object, **k: object) -> None:
+        if "facture" in str(path):
+            raise OSError(30, "Read-only file system", path)
+        real_unlink(path)
+
+    monkeypatch.setattr(os, "unlink", read_only)
+    (r,) = watcher.poll_once()
+    monkeypatch.undo()
+    assert (key / "facture\u202efdp.exe").exists()
+    (line,) = [x for x in usb_lines(caplog) if "à risque" in x]
+    fr, en = line.split(" / USB medium ")
+    assert fr.startswith("clé USB « Clé\\u202eexe.pdf » : 1 fichier(s) à risque")
+    assert "1 mis de côté dont 1 resté(s) sur la clé" in fr and str(r.html_path) in fr
+    assert en.startswith('"Clé\\u202eexe.pdf": 1 risky file(s) found (1 malicious, '
+                         '0 suspicious), 1 quarantined of which 1 still on the medium')
+    assert en.endswith(f"report: {r.html_path}")
+    assert "\\\\u202e" not in line and "\u202e" not in line
+    (detected,) = [x for x in usb_lines(caplog) if "détectée" in x]
+    assert '"Clé\\u202eexe.pdf" detected on' in detected and "\\\\u202e" not in detected
