@@ -82,8 +82,8 @@ def _object_streams(walk: Walk, path: str, data: bytes) -> bytes:
             piece = d.decompress(data[start:end], walk.room() + 1)
         except zlib.error:
             continue
-        walk.spent(path, len(piece), None)
         walk.ratio(path, len(piece), end - start)
+        walk.spent(path, len(piece), None)
         out += piece[:CHUNK * 16]
     return bytes(out)
 
