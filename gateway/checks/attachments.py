@@ -11,17 +11,15 @@ File names are shown with long numbers masked (a NIR can be written there).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Iterator, Sequence
-from email.header import decode_header, make_header
-from email.message import Message as EmailPart
+from collections.abc import Sequence
 
 from gateway.config import Config, ConfigError
 from gateway.detect.nir import mask_numbers
 from gateway.model import Direction, Message
 from gateway.scan.engine import FileFinding, FileReport, ScanConfigError, Scanner, Verdict
+from gateway.scan.mailfile import attachments
 from gateway.verdict import Finding, Outcome, Reason
 
 log = logging.getLogger("vigie.scan")
@@ -29,43 +27,6 @@ log = logging.getLogger("vigie.scan")
 SYMBOLS = {Verdict.MALICIOUS: "ATT_MALICIOUS", Verdict.SUSPICIOUS: "ATT_SUSPICIOUS",
            Verdict.NOT_INSPECTED: "ATT_NOT_INSPECTED", Verdict.ERROR: "ATT_ERROR"}
 SHOWN = 5  # reasons listed per level, then "(+N)": a refusal must stay readable
-
-
-def _filename(part: EmailPart) -> str:
-    try:
-        name = part.get_filename() or ""
-    except Exception:  # a malformed parameter the parser cannot read
-        return ""
-    if "=?" in name:  # an encoded word inside a quoted parameter (Outlook and others)
-        with contextlib.suppress(Exception):
-            name = str(make_header(decode_header(name)))
-    return name.strip()
-
-
-def attachments(msg: EmailPart) -> Iterator[tuple[str, bytes]]:
-    """(file name, decoded bytes) of every attached file, in attached messages too.
-
-    The text of the message itself (text/plain or text/html parts without a name)
-    is not an attachment; any other leaf part is, named or not.
-    """
-    for number, part in enumerate(msg.walk(), start=1):
-        if part.is_multipart():
-            continue
-        name = _filename(part)
-        maintype = part.get_content_maintype()
-        disposition = part.get_content_disposition()
-        if maintype == "message":
-            continue  # parsed attached messages are walked into by msg.walk()
-        if maintype == "text" and not name and disposition != "attachment":
-            continue
-        try:
-            payload = part.get_payload(decode=True)
-        except Exception:
-            payload = None
-        if not isinstance(payload, bytes):
-            raw = part.get_payload()
-            payload = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
-        yield name or f"pièce jointe {number} ({part.get_content_type()})", payload
 
 
 class AttachmentCheck:

@@ -41,8 +41,10 @@ def read_bounded(walk: Walk, path: str, f: IO[bytes], consumed: Callable[[], int
 
 
 def encrypted(walk: Walk, path: str, what_fr: str, what_en: str) -> None:
+    """``what_fr`` agrees the participle: "archive …" is feminine, "document …" is not."""
+    agreed = "protégée" if what_fr.startswith("archive") else "protégé"
     walk.add("SCAN_ENCRYPTED", Verdict.SUSPICIOUS,
-             f"{what_fr} protégé par mot de passe : impossible à inspecter (un moyen "
+             f"{what_fr} {agreed} par mot de passe : impossible à inspecter (un moyen "
              "classique de faire passer un logiciel malveillant)",
              f"password-protected {what_en}: cannot be inspected (a classic way to smuggle "
              "malware)", path)

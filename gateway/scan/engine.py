@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gateway.scan import archives, clamav, htmlscan, office, pdf
+from gateway.scan import archives, clamav, htmlscan, mailfile, office, pdf, shortcuts
 from gateway.scan.filetypes import BannedTypes, FileType, check_name, extension, true_type
 from gateway.scan.report import FileFinding, FileReport, ScanConfigError, Verdict, worst
 from gateway.scan.walk import Stop, Walk
@@ -177,6 +177,8 @@ class Scanner:
         if kind == "zip":
             kind = office.zip_kind(archives.zip_names(data) or [])
             ftype = FileType(ftype.mime, ftype.description, kind)
+        elif kind in ("text", "data") and extension(name) == "url":
+            kind = "url_shortcut"  # libmagic does not know every Internet shortcut
         elif kind == "text":
             kind = _text_kind(name, data)
             ftype = FileType(ftype.mime, ftype.description, kind)
@@ -208,6 +210,10 @@ class Scanner:
             office.scan_csv(walk, path, data)
         elif kind == "xml":
             office.scan_xml(walk, path, data)
+        elif kind == "url_shortcut":
+            shortcuts.scan_url(walk, path, data)
+        elif kind == "email":
+            mailfile.scan_email(walk, path, data, depth)
 
     def _banned(self, walk: Walk, path: str, name: str, ftype: FileType) -> None:
         banned = self.banned.match(ftype.kind, name)

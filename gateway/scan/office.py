@@ -151,6 +151,31 @@ _ATTR = re.compile(rb"(\w+)\s*=\s*\"([^\"]*)\"")
 _REMOTE_TYPES = ("attachedTemplate", "subDocument", "frame")
 
 
+_DRIVE = re.compile(r"^/*[A-Za-z][:|]")
+
+
+def is_remote(target: str) -> bool:
+    """True when a template or object link points off this computer: http(s), ftp, a
+    UNC path (\\\\host\\share, //host/share, file://host/…). A local drive path such
+    as file:///C:/Users/…/Modèles/Courrier.dotm (Word writes one for every document made
+    from a template of the practice) is not remote."""
+    t = target.strip().replace("\\", "/")
+    low = t.lower()
+    if low.startswith(("http:", "https:", "ftp:", "ftps:", "webdav:")):
+        return True
+    if low.startswith("file:"):
+        rest = t[5:]
+        if _DRIVE.match(rest):  # file:///C:/…, file:/C:/…, file:C|/…
+            return False
+        if rest.startswith("////"):  # file:////host/share: a UNC path
+            return True
+        if rest.startswith("//"):  # file://host/…; file:///path is this computer
+            host = rest[2:].split("/", 1)[0]
+            return host.lower() not in ("", "localhost", "127.0.0.1")
+        return False
+    return t.startswith("//") and not _DRIVE.match(t)
+
+
 def _relations(walk: Walk, path: str, rels: bytes) -> None:
     for tag in _REL.findall(rels):
         attrs = {k.decode().lower(): v.decode("utf-8", "replace") for k, v in _ATTR.findall(tag)}
@@ -158,7 +183,7 @@ def _relations(walk: Walk, path: str, rels: bytes) -> None:
             continue
         rtype = attrs.get("type", "").rsplit("/", 1)[-1]
         target = attrs.get("target", "")
-        remote = re.match(r"(?i)(https?|ftp|file|\\\\|//)", target.strip()) is not None
+        remote = is_remote(target)
         if rtype in _REMOTE_TYPES and remote:
             walk.add("SCAN_REMOTE_TEMPLATE", Verdict.MALICIOUS,
                      "modèle ou cadre chargé depuis Internet à l'ouverture (injection de "
@@ -324,7 +349,7 @@ def _native(stream: bytes) -> tuple[str, bytes]:
 # --- RTF ------------------------------------------------------------------------
 
 _RTF_FLDINST = re.compile(rb"\\fldinst[^}]{0,400}", re.IGNORECASE)
-_RTF_TEMPLATE = re.compile(rb"\\\*\s*\\template\s+(https?|\\\\|file:)", re.IGNORECASE)
+_RTF_TEMPLATE = re.compile(rb"\\\*\s*\\template\s+([^}]{1,1000})", re.IGNORECASE)
 
 
 def scan_rtf(walk: Walk, path: str, data: bytes, depth: int) -> None:
@@ -333,7 +358,8 @@ def scan_rtf(walk: Walk, path: str, data: bytes, depth: int) -> None:
         if _DDE_FIELD.search(text):
             _dde(walk, path)
             break
-    if _RTF_TEMPLATE.search(data):
+    template = _RTF_TEMPLATE.search(data)
+    if template and is_remote(template.group(1).replace(b"\\\\", b"\\").decode("latin-1")):
         walk.add("SCAN_REMOTE_TEMPLATE", Verdict.MALICIOUS,
                  "modèle chargé depuis Internet à l'ouverture (injection de modèle distant)",
                  "template loaded from the Internet when opened (remote template injection)",
