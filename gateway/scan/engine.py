@@ -179,6 +179,7 @@ class Scanner:
             ftype = FileType(ftype.mime, ftype.description, kind)
         elif kind in ("text", "data") and extension(name) == "url":
             kind = "url_shortcut"  # libmagic does not know every Internet shortcut
+            ftype = FileType(ftype.mime, ftype.description, kind)
         elif kind == "text":
             kind = _text_kind(name, data)
             ftype = FileType(ftype.mime, ftype.description, kind)
@@ -203,7 +204,7 @@ class Scanner:
         elif kind == "rtf":
             office.scan_rtf(walk, path, data, depth)
         elif kind == "pdf":
-            pdf.scan_pdf(walk, path, data)
+            pdf.scan_pdf(walk, path, data, depth)
         elif kind in ("html", "svg"):
             htmlscan.scan_html(walk, path, data, kind)
         elif kind == "csv":

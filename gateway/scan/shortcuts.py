@@ -21,7 +21,7 @@ _RUNNABLE = frozenset({
     "exe", "com", "scr", "pif", "bat", "cmd", "js", "jse", "vbs", "vbe", "wsf", "wsh",
     "hta", "ps1", "lnk", "msi", "cpl", "jar", "dll", "reg", "inf", "iso", "img", "vhd",
     "vhdx", "url", "library-ms", "search-ms", "settingcontent-ms", "application", "appref-ms"})
-_LINE = re.compile(r"^\s*([A-Za-z]+)\s*=\s*(.*?)\s*$", re.MULTILINE)
+_LINE = re.compile(r"^[ \t]*([A-Za-z]+)[ \t]*=[ \t]*([^\r\n]*?)[ \t]*\r?$", re.MULTILINE)
 
 
 def _entries(data: bytes) -> dict[str, str]:

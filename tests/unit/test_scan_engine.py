@@ -355,17 +355,25 @@ CATALOG = b"<< /Type /Catalog /Pages 2 0 R %s >>"
 PAGES = b"<< /Type /Pages /Kids [] /Count 0 >>"
 
 
-def test_pdf_javascript_at_opening_is_malicious_alone_suspicious(scanner: Scanner) -> None:
+def test_pdf_javascript_at_opening_is_suspicious_and_malicious_when_hostile(
+        scanner: Scanner) -> None:
     auto = pdf(CATALOG % b"/OpenAction 3 0 R", PAGES,
                b"<< /S /JavaScript /JS (app.alert\\('x'\\);) >>")
     report = scanner.scan_bytes("facture.pdf", auto)
-    assert symbols(report) == {"SCAN_PDF_JS"} and report.verdict is Verdict.MALICIOUS
-    plain = pdf(CATALOG % b"/Names << /JavaScript 3 0 R >>", PAGES, b"<< /JS (1+1) >>")
-    assert scanner.scan_bytes("calcul.pdf", plain).verdict is Verdict.SUSPICIOUS
+    assert symbols(report) == {"SCAN_PDF_JS"} and report.verdict is Verdict.SUSPICIOUS
+    hostile = pdf(CATALOG % b"/OpenAction 3 0 R", PAGES,
+                  b"<< /S /JavaScript /JS (eval\\(unescape\\('%61%6c'\\)\\);) >>")
+    assert scanner.scan_bytes("facture.pdf", hostile).verdict is Verdict.MALICIOUS
+    names = pdf(CATALOG % b"/Names << /JavaScript 3 0 R >>", PAGES,
+                b"<< /Names [(init) 4 0 R] >>", b"<< /S /JavaScript /JS (1+1) >>")
+    report = scanner.scan_bytes("calcul.pdf", names)
+    assert symbols(report) == {"SCAN_PDF_JS"} and report.verdict is Verdict.SUSPICIOUS
+    assert "ouverture" in report.findings[0].reason.fr
 
 
 def test_pdf_hex_escaped_names_and_object_streams(scanner: Scanner) -> None:
-    escaped = pdf(CATALOG % b"/Open#41ction 3 0 R", PAGES, b"<< /S /J#61vaScript /J#53 (x) >>")
+    escaped = pdf(CATALOG % b"/Open#41ction 3 0 R", PAGES,
+                  b"<< /S /J#61vaScript /J#53 (eval\\(x\\)) >>")
     assert scanner.scan_bytes("a.pdf", escaped).verdict is Verdict.MALICIOUS
     hidden = zlib.compress(b"3 0 << /S /JavaScript /JS (app.launchURL\\('x'\\)) >>")
     objstm = (b"<< /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode /Length %d >>\nstream\n"
@@ -389,8 +397,15 @@ def test_pdf_active_content(scanner: Scanner, extra: bytes, symbol: str,
 
 
 def test_pdf_embedded_file_and_encryption(scanner: Scanner) -> None:
+    # an embedded file is scanned as a file: a text is fine, a program is not
     attached = make_pdf_with_attachment(["Bilan"], "annexe.txt", b"texte")
-    assert symbols(scanner.scan_bytes("bilan.pdf", attached)) == {"SCAN_PDF_EMBEDDED"}
+    report = scanner.scan_bytes("bilan.pdf", attached)
+    assert report.findings == [] and report.children == 1
+    program = make_pdf_with_attachment(["Bilan"], "annexe.pdf.exe", PE)
+    report = scanner.scan_bytes("bilan.pdf", program)
+    assert report.verdict is Verdict.MALICIOUS
+    assert {"SCAN_DOUBLE_EXT", "SCAN_BANNED_TYPE"} <= symbols(report)
+    assert any(f.path == "bilan.pdf/annexe.pdf.exe" for f in report.findings)
     locked = scanner.scan_bytes("bilan.pdf", make_encrypted_pdf(user_password="secret"))
     assert symbols(locked) == {"SCAN_ENCRYPTED"} and locked.verdict is Verdict.SUSPICIOUS
     # restrictions only (opens without a password): not "encrypted" to the reader

@@ -9,6 +9,27 @@ import zipfile
 import pytest
 
 from gateway.scan.engine import FileReport, ScanLimits, Scanner, Verdict
+from tests.samples_builder import (
+    make_appledouble,
+    make_docx,
+    make_docx_from_template,
+    make_mail,
+    make_pdf,
+    make_pdf_form_with_scripts,
+    make_pdf_with_attachment,
+    make_url_shortcut,
+    make_xlsx,
+    make_zip,
+)
+
+PAGES = b"<< /Type /Pages /Kids [] /Count 0 >>"
+
+
+def pdf_objects(*objects: bytes) -> bytes:
+    body = b"%PDF-1.4\n"
+    for i, obj in enumerate(objects, start=1):
+        body += b"%d 0 obj\n" % i + obj + b"\nendobj\n"
+    return body + b"trailer\n<< /Root 1 0 R >>\n%%EOF\n"
 
 
 @pytest.fixture(scope="module")
@@ -50,3 +71,154 @@ def test_zip_of_a_blank_uncompressed_scan_is_clean_not_a_bomb(scanner: Scanner) 
     # the same ratio past the byte budget is still a bomb, declared or found inflating
     small = Scanner(ScanLimits(max_expanded=16 * 1024 * 1024))
     assert symbols(small.scan_bytes("scans.zip", archive)) == {"SCAN_BOMB"}
+
+
+# --- 1: PDF scripts are judged by what starts them ------------------------------------------
+
+def test_cerfa_form_field_scripts_are_clean(scanner: Scanner) -> None:
+    for trigger in ("K", "F", "V", "C"):
+        report = scanner.scan_bytes("cerfa.pdf", make_pdf_form_with_scripts([trigger]))
+        assert report.findings == [], (trigger, report.findings)
+    # all four, the scripts in compressed streams, and an ordinary "fit the page" zoom
+    # at opening: still an ordinary form
+    form = make_pdf_form_with_scripts(compress=True, open_action=b"[3 0 R /Fit]")
+    assert scanner.scan_bytes("cerfa_12345.pdf", form).findings == []
+
+
+def test_pdf_scripts_run_at_opening_are_flagged_field_scripts_only_when_hidden(
+        scanner: Scanner) -> None:
+    # the document-level name tree runs its scripts when the file opens
+    names = pdf_objects(b"<< /Type /Catalog /Pages 2 0 R /Names << /JavaScript 3 0 R >> >>",
+                        PAGES, b"<< /Names [(init) 4 0 R] >>",
+                        b"<< /S /JavaScript /JS (app.alert\\('x'\\);) >>")
+    report = scanner.scan_bytes("js_open.pdf", names)
+    assert symbols(report) == {"SCAN_PDF_JS"} and report.verdict is Verdict.SUSPICIOUS
+    # so does a page's /AA /O; obfuscated, it is malicious
+    page = pdf_objects(b"<< /Type /Catalog /Pages 2 0 R >>",
+                       b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+                       b"<< /Type /Page /Parent 2 0 R /AA << /O 4 0 R >> >>",
+                       b"<< /S /JavaScript /JS (eval\\(unescape\\('%61'\\)\\)) >>")
+    report = scanner.scan_bytes("page.pdf", page)
+    assert report.verdict is Verdict.MALICIOUS and symbols(report) == {"SCAN_PDF_JS"}
+    # a field script that hides what it does is suspicious, never malicious
+    hidden = make_pdf_form_with_scripts(["K"]).replace(
+        b"AFNumber_Keystroke", b"eval(String.fromCharCode(97))//")
+    report = scanner.scan_bytes("cerfa.pdf", hidden)
+    assert report.verdict is Verdict.SUSPICIOUS
+
+
+def test_pdf_launch_and_an_embedded_program_are_malicious_an_invoice_xml_is_not(
+        scanner: Scanner) -> None:
+    launch = pdf_objects(b"<< /Type /Catalog /Pages 2 0 R /OpenAction << /S /Launch "
+                         b"/F (cmd.exe) >> >>", PAGES)
+    assert scanner.scan_bytes("a.pdf", launch).verdict is Verdict.MALICIOUS
+    facturx = make_pdf_with_attachment(["Facture 2025-001"], "factur-x.xml", (
+        b"<?xml version='1.0' encoding='UTF-8'?><rsm:CrossIndustryInvoice xmlns:rsm="
+        b"'urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100'/>"))
+    report = scanner.scan_bytes("facture.pdf", facturx)
+    assert report.findings == [] and report.children == 1
+    program = make_pdf_with_attachment(["Facture"], "lecteur.exe", b"MZ" + bytes(400))
+    report = scanner.scan_bytes("facture.pdf", program)
+    assert report.verdict is Verdict.MALICIOUS
+    assert "facture.pdf/lecteur.exe" in {f.path for f in report.findings}
+
+
+# --- 2: a template of the practice is not a remote template ---------------------------------
+
+@pytest.mark.parametrize(("target", "remote"), [
+    ("file:///C:/Users/secretariat/AppData/Roaming/Microsoft/Templates/Courrier%20cabinet.dotm",
+     False),
+    ("C:\\Users\\secretariat\\Documents\\Modèles\\Ordonnance.dotx", False),
+    ("file:///D|/Modeles/Lettre.dotx", False),
+    ("Normal.dotm", False),
+    ("https://modeles.example/t.dotm", True),
+    ("\\\\192.0.2.7\\partage\\t.dotm", True),
+    ("file://serveur/partage/t.dotm", True),
+    ("file:////serveur/partage/t.dotm", True),
+])
+def test_docx_template_remote_only_off_this_computer(scanner: Scanner, target: str,
+                                                     remote: bool) -> None:
+    report = scanner.scan_bytes("courrier.docx", make_docx_from_template(target))
+    if remote:
+        assert symbols(report) == {"SCAN_REMOTE_TEMPLATE"}
+        assert report.verdict is Verdict.MALICIOUS
+    else:
+        assert report.findings == [], report.findings
+
+
+def test_rtf_local_template_is_clean_a_share_is_not(scanner: Scanner) -> None:
+    local = rb"{\rtf1\ansi{\*\template C:\\Users\\a\\Modeles\\Lettre.dot}Bonjour}"
+    assert scanner.scan_bytes("note.rtf", local).findings == []
+    share = rb"{\rtf1\ansi{\*\template \\\\serveur\\partage\\t.dot}Bonjour}"
+    assert symbols(scanner.scan_bytes("note.rtf", share)) == {"SCAN_REMOTE_TEMPLATE"}
+
+
+# --- 4: a message saved as a file is opened ---------------------------------------------------
+
+def test_eml_file_is_parsed_and_its_attachments_scanned(scanner: Scanner) -> None:
+    inner = make_mail(subject="Facture", attachments=[
+        ("facture.zip", make_zip({"facture.exe": b"MZ" + bytes(400)}), "application/zip")])
+    report = scanner.scan_bytes("message_recu.eml", inner.as_bytes())
+    assert report.verdict is Verdict.MALICIOUS
+    assert "message_recu.eml/facture.zip/facture.exe" in {f.path for f in report.findings}
+    clean = make_mail(attachments=[("bilan.pdf", make_pdf(["Bilan"]), "application/pdf")])
+    report = scanner.scan_bytes("Tr: bilan.eml", clean.as_bytes())
+    assert report.findings == [] and report.children == 1
+
+
+async def test_eml_attached_as_octet_stream_is_opened_by_the_attachment_check() -> None:
+    from gateway.checks.attachments import AttachmentCheck
+    from gateway.model import Envelope, Message
+    inner = make_mail(attachments=[
+        ("facture.zip", make_zip({"facture.exe": b"MZ" + bytes(400)}), "application/zip")])
+    outer = make_mail(subject="Tr: facture", attachments=[
+        ("facture.eml", inner.as_bytes(), "application/octet-stream")],
+        sender="secretariat@exemple.com", to="camille@cabinet-kine.fr")
+    raw = outer.as_bytes().replace(b"\n", b"\r\n")
+    findings = await AttachmentCheck(Scanner()).run(
+        Message(raw, Envelope("secretariat@exemple.com", ["camille@cabinet-kine.fr"])))
+    assert [f.symbol for f in findings] == ["ATT_MALICIOUS"]
+
+
+# --- 6: ordinary USB-key debris ------------------------------------------------------------
+
+def test_usb_key_debris_and_office_confusions_are_clean(scanner: Scanner) -> None:
+    files = {
+        "._radio.jpg": make_appledouble(),
+        "Ameli.url": make_url_shortcut("https://www.ameli.fr/"),
+        "Doctolib.url": b"[InternetShortcut]\r\nURL=https://pro.doctolib.fr/\r\n",
+        "vide.pdf": b"", "vide.docx": b"",
+        "ancien_format.doc": make_docx(["Courrier"]),
+        "lettre.docx": rb"{\rtf1\ansi Bonjour\par}",
+        "export.xlsx": b"date;montant\n06/01/2025;16,13\n",
+        "tableau.xls": make_xlsx([["date", "montant"]]),
+        "note.rtf": make_docx(["Note"]),
+    }
+    for name, data in files.items():
+        report = scanner.scan_bytes(name, data, direction="file")
+        assert report.findings == [], (name, report.findings)
+
+
+@pytest.mark.parametrize(("url", "icon", "verdict"), [
+    ("file://192.0.2.7/partage/facture.exe", None, Verdict.MALICIOUS),
+    ("\\\\192.0.2.7\\partage\\facture.hta", None, Verdict.MALICIOUS),
+    ("file:///C:/Users/Public/", None, Verdict.SUSPICIOUS),
+    ("search-ms:query=facture&crumb=location:\\\\192.0.2.7\\p", None, Verdict.SUSPICIOUS),
+    ("https://www.ameli.fr/", "\\\\192.0.2.7\\icones\\a.ico", Verdict.SUSPICIOUS),
+])
+def test_url_shortcuts_to_shares_programs_or_odd_protocols_are_flagged(
+        scanner: Scanner, url: str, icon: str | None, verdict: Verdict) -> None:
+    report = scanner.scan_bytes("Ameli.url", make_url_shortcut(url, icon=icon))
+    assert symbols(report) == {"SCAN_SHORTCUT"} and report.verdict is verdict
+
+
+def test_a_program_named_url_is_still_malicious(scanner: Scanner) -> None:
+    report = scanner.scan_bytes("Ameli.url", b"MZ" + bytes(400))
+    assert report.verdict is Verdict.MALICIOUS
+
+
+# --- 23: French agreement -------------------------------------------------------------------
+
+def test_password_protected_archive_is_protegee(scanner: Scanner) -> None:
+    report = scanner.scan_bytes("dossier.zip", make_zip({"a.pdf": b"x"}, password=True))
+    assert "archive zip protégée par mot de passe" in report.findings[0].reason.fr
