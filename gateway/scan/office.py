@@ -16,7 +16,7 @@ with warnings.catch_warnings():
     # olevba builds its grammar with pyparsing names deprecated since pyparsing 3
     warnings.simplefilter("ignore", DeprecationWarning)
     import olefile  # type: ignore[import-untyped]
-    from oletools import crypto, msodde, oleobj, rtfobj
+    from oletools import crypto, msodde, oleobj, rtfobj, xls_parser
     from oletools.olevba import VBA_Parser
 
 from gateway.scan.archives import encrypted, member_bytes, unreadable, zlib_error
@@ -195,6 +195,20 @@ def _relations(walk: Walk, path: str, rels: bytes) -> None:
                      "outside address", path)
 
 
+def _xlsb_dde(content: bytes, name: str) -> bool:
+    """True when an .xlsb external link part is a DDE link (oletools' record parser)."""
+    try:
+        stream = io.BytesIO(content)
+        stream.size = len(content)  # type: ignore[attr-defined]  # what oletools reads
+        for record in xls_parser.parse_xlsb_part(stream, None, name):
+            if (isinstance(record, xls_parser.XlsbBeginSupBook)
+                    and record.link_type == xls_parser.XlsbBeginSupBook.LINK_TYPE_DDE):
+                return True
+    except Exception:  # oletools' record parser on a broken part
+        return False
+    return False
+
+
 def scan_package(walk: Walk, path: str, data: bytes, depth: int, kind: str) -> None:
     raw = io.BytesIO(data)
     try:
@@ -239,6 +253,10 @@ def scan_package(walk: Walk, path: str, data: bytes, depth: int, kind: str) -> N
                     content = read(name)
                     if content is not None and b"<ddeLink" in content:
                         _dde(walk, path)
+                elif n.startswith("xl/externallinks/") and n.endswith(".bin"):
+                    content = read(name)  # .xlsb: the same link as binary records
+                    if content is not None and _xlsb_dde(content, name):
+                        _dde(walk, path)
                 elif n.startswith("xl/worksheets/") and n.endswith(".xml"):
                     content = read(name)
                     if content is not None and re.search(
@@ -252,8 +270,10 @@ def scan_package(walk: Walk, path: str, data: bytes, depth: int, kind: str) -> N
         # Embedded files and objects are scanned as files of their own.
         for name in names:
             n = name.lower()
+            # OpenDocument: "Object 1" is an OLE object (an embedded file, a Word
+            # table), "Object 1/…" an embedded chart or formula
             embedded = ("/embeddings/" in n or n.startswith("embeddings/") or (
-                kind == "odf" and re.match(r"object \d+/", n) is not None
+                kind == "odf" and re.match(r"object \d+(/|$)", n) is not None
                 and not n.endswith(".xml")))
             if not embedded:
                 continue
@@ -289,7 +309,8 @@ def scan_ole(walk: Walk, path: str, data: bytes, depth: int) -> None:
         dde_text = ""
         if ole.exists("WordDocument"):
             try:
-                dde_text = str(msodde.process_doc(ole) or "")
+                # Word 2013 and later store field codes in UTF-16: drop the zero bytes
+                dde_text = str(msodde.process_doc(ole) or "").replace("\x00", "")
             except _OLE_ERRORS:
                 dde_text = ""
         packages: list[tuple[str, bytes]] = []

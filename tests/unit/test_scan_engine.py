@@ -333,6 +333,13 @@ def sample(rel: str) -> bytes:
     ("oleobj/embedded-simple-2007.docx", "SCAN_OLE_OBJECT", Verdict.SUSPICIOUS),
     ("oleobj/sample_with_lnk_file.ppt", "SCAN_BANNED_TYPE", Verdict.MALICIOUS),
     ("oleobj/embedded-simple-2007.ppt", "SCAN_OLE_OBJECT", Verdict.SUSPICIOUS),
+    # review of issue 5: field codes in UTF-16, binary .xlsb links, ODF's "Object 1"
+    ("msodde/dde-test-from-office2013-utf_16le-korean.doc.zip", "SCAN_DDE", Verdict.MALICIOUS),
+    ("msodde/dde-test.xlsb", "SCAN_DDE", Verdict.MALICIOUS),
+    ("oleobj/embedded-simple-2007.odt", "SCAN_OLE_OBJECT", Verdict.SUSPICIOUS),
+    ("oleobj/embedded-simple-2007.ods", "SCAN_OLE_OBJECT", Verdict.SUSPICIOUS),
+    ("oleobj/embedded-simple-2007.odp", "SCAN_OLE_OBJECT", Verdict.SUSPICIOUS),
+    ("oleobj/embedded-simple-2007.xlsb", "SCAN_OLE_OBJECT", Verdict.SUSPICIOUS),
 ])
 def test_oletools_samples(scanner: Scanner, rel: str, expected: str, verdict: Verdict) -> None:
     name = rel.rsplit("/", 1)[-1].removesuffix(".zip")
