@@ -41,6 +41,9 @@ DIRECTIONS = ("inbound", "outbound", "file")
 # scan_path reads a file whole up to this size; past it, only what can be read in
 # place (the start for its type, YARA on the file, a zip's members) is looked at.
 WHOLE_FILE = 128 * 1024 * 1024
+# After clamd fails to answer, files are not sent to it for this long (a USB key of a
+# thousand files must not wait a thousand connection time-outs).
+CLAMD_RETRY = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,9 @@ class Scanner:
         self.banned = BannedTypes.load(folder / "banned_types.toml")
         self._lock = threading.Lock()
         self._rules: RuleSet = compile_rules(yara_dir)
+        self._clamd_lock = threading.Lock()
+        self._clamd_down_until = 0.0
+        self._clamd_down = False
 
     @classmethod
     def from_config(cls, cfg: Config) -> Scanner:
@@ -249,17 +255,43 @@ class Scanner:
                      path)
 
     def _clamav(self, walk: Walk, path: str, data: bytes) -> None:
+        """ClamAV's opinion. Unreachable, it is a note (a CLEAN finding) and a warning in
+        the log: the other engines' verdicts stand, the file is not "not inspected"."""
+        with self._clamd_lock:
+            skip = time.monotonic() < self._clamd_down_until
+        if skip:
+            self._clamd_note(walk, path)
+            return
         try:
             signature = clamav.scan(self.clamd, data, self.clamd_timeout)
         except clamav.ClamdUnavailable as exc:
-            log.warning("ClamAV not reachable at %s: %s", self.clamd, exc)
-            walk.add("SCAN_CLAMAV_UNAVAILABLE", Verdict.NOT_INSPECTED,
-                     "ClamAV injoignable : fichier non vérifié par ClamAV",
-                     "ClamAV unreachable: file not checked by ClamAV", path)
+            with self._clamd_lock:
+                first = not self._clamd_down
+                self._clamd_down = True
+                self._clamd_down_until = time.monotonic() + CLAMD_RETRY
+            if first:
+                log.warning("ClamAV injoignable à %s (%s) : les fichiers sont analysés sans "
+                            "ClamAV, nouvel essai toutes les %g s / ClamAV not reachable at %s "
+                            "(%s): files are scanned without ClamAV, retried every %g s",
+                            self.clamd, exc, CLAMD_RETRY, self.clamd, exc, CLAMD_RETRY)
+            self._clamd_note(walk, path)
             return
+        with self._clamd_lock:
+            back = self._clamd_down
+            self._clamd_down = False
+        if back:
+            log.info("ClamAV de nouveau joignable à %s / ClamAV reachable again at %s",
+                     self.clamd, self.clamd)
         if signature:
             walk.add("SCAN_CLAMAV", Verdict.MALICIOUS, f"ClamAV : {signature}",
                      f"ClamAV: {signature}", path)
+
+
+    @staticmethod
+    def _clamd_note(walk: Walk, path: str) -> None:
+        walk.add("SCAN_CLAMAV_UNAVAILABLE", Verdict.CLEAN,
+                 "note : ClamAV injoignable, fichier vérifié sans ClamAV",
+                 "note: ClamAV unreachable, file checked without ClamAV", path)
 
 
 _CONTAINERS = frozenset({"zip", "tar", "gzip", "bzip2", "xz", "7z"})

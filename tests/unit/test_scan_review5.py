@@ -222,3 +222,53 @@ def test_a_program_named_url_is_still_malicious(scanner: Scanner) -> None:
 def test_password_protected_archive_is_protegee(scanner: Scanner) -> None:
     report = scanner.scan_bytes("dossier.zip", make_zip({"a.pdf": b"x"}, password=True))
     assert "archive zip protégée par mot de passe" in report.findings[0].reason.fr
+
+
+# --- 9: ClamAV down is a note, not "not inspected" ------------------------------------------
+
+def test_clamav_down_leaves_the_other_verdicts_and_warns_once(
+        caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+    import socket
+    import threading
+
+    from gateway.testing import eicar
+    # a clamd that hangs up at once: every connection is counted
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    server.settimeout(0.2)
+    accepted: list[int] = []
+    stop = threading.Event()
+
+    def hang_up() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except TimeoutError:
+                continue
+            accepted.append(1)
+            conn.close()
+
+    thread = threading.Thread(target=hang_up)
+    thread.start()
+    try:
+        caplog.set_level(logging.INFO, logger="vigie.scan")
+        scanner = Scanner(clamd=f"127.0.0.1:{server.getsockname()[1]}", clamd_timeout=2)
+        clean = scanner.scan_bytes("bilan.pdf", make_pdf(["Bilan"]), direction="file")
+        assert clean.verdict is Verdict.CLEAN
+        assert [f.symbol for f in clean.findings] == ["SCAN_CLAMAV_UNAVAILABLE"]
+        assert "ClamAV" in clean.findings[0].reason.fr
+        bad = scanner.scan_bytes("eicar.com", eicar(), direction="file")
+        assert bad.verdict is Verdict.MALICIOUS
+        for i in range(50):
+            assert scanner.scan_bytes(f"n{i}.txt", b"note").verdict is Verdict.CLEAN
+        assert len(accepted) == 1  # not a connection attempt per file
+    finally:
+        stop.set()
+        thread.join()
+        server.close()
+    warnings = [r.getMessage() for r in caplog.records if "ClamAV" in r.getMessage()
+                and r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert warnings[0].index("injoignable") < warnings[0].index("not reachable")
