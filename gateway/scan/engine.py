@@ -155,9 +155,13 @@ class Scanner:
             if ftype.kind == "zip":
                 with path.open("rb") as f:
                     archives.scan_zip_file(walk, label, f, size, 0)
-            else:
-                walk.limit(label, "fichier trop gros pour être lu en entier",
-                           "file too big to be read whole")
+            elif ftype.kind in _READ_WHOLE:
+                walk.limit(label, "fichier trop gros pour être lu en entier (seuls son type, "
+                           "son nom et les règles YARA ont été vérifiés)",
+                           "file too big to be read whole (only its type, its name and the "
+                           "YARA rules were checked)")
+            # else a video, a photo, a program…: nothing more is read from those than
+            # their type, their name and YARA, which were all checked on the whole file
         except Stop:
             pass
         except Exception as exc:
@@ -295,6 +299,11 @@ class Scanner:
 
 
 _CONTAINERS = frozenset({"zip", "tar", "gzip", "bzip2", "xz", "7z"})
+# Kinds whose contents ``_scan`` reads beyond the type and YARA: too big to be read
+# whole, they are "not inspected" (a zip is read in place instead).
+_READ_WHOLE = frozenset({"tar", "gzip", "bzip2", "xz", "7z", "ooxml", "odf", "ole", "msi",
+                         "encrypted_office", "rtf", "pdf", "text", "html", "svg", "csv", "xml",
+                         "email", "url_shortcut"})
 _CSV_EXT = frozenset({"csv", "tsv", "tab", "slk", "prn", "dif"})
 
 

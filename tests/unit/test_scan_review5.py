@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,7 @@ from tests.samples_builder import (
     make_pdf,
     make_pdf_form_with_scripts,
     make_pdf_with_attachment,
+    make_png,
     make_url_shortcut,
     make_xlsx,
     make_zip,
@@ -272,3 +274,33 @@ def test_clamav_down_leaves_the_other_verdicts_and_warns_once(
                 and r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert warnings[0].index("injoignable") < warnings[0].index("not reachable")
+
+
+# --- 10: big files are judged on what can be read without loading them ---------------------
+
+def test_big_media_files_are_judged_on_type_and_yara_not_uninspected(
+        tmp_path: Path) -> None:
+    rules = tmp_path / "yara"
+    rules.mkdir()
+    (rules / "cabinet.yar").write_text(
+        'rule marqueur { strings: $a = "MARQUEUR-MALVEILLANT" condition: $a }\n')
+    scanner = Scanner(yara_dir=str(rules))
+    scanner.whole_file = 64 * 1024  # as if these were bigger than what is read whole
+    video = tmp_path / "video_seance.mp4"
+    video.write_bytes(b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(200_000))
+    photo = tmp_path / "radio.png"
+    photo.write_bytes(make_png(400, 400) + bytes(200_000))
+    for path in (video, photo):
+        report = scanner.scan_path(path)
+        assert report.findings == [] and report.verdict is Verdict.CLEAN, report.findings
+    # YARA still runs over the whole file, in place
+    hidden = tmp_path / "film.mp4"
+    hidden.write_bytes(video.read_bytes() + b"MARQUEUR-MALVEILLANT" + bytes(1000))
+    assert scanner.scan_path(hidden).verdict is Verdict.MALICIOUS
+    # a big PDF is read by parts only: said so
+    big_pdf = tmp_path / "dossier.pdf"
+    big_pdf.write_bytes(make_pdf(["x"] * 8000))
+    assert big_pdf.stat().st_size > scanner.whole_file
+    report = scanner.scan_path(big_pdf)
+    assert report.verdict is Verdict.NOT_INSPECTED
+    assert "YARA" in report.findings[0].reason.fr
