@@ -53,7 +53,8 @@ class AttachmentCheck:
         try:
             self.scanner.reload()
         except ScanConfigError as exc:
-            log.error("YARA rules NOT reloaded, the previous ones stay in force: %s",
+            log.error("règles YARA NON rechargées, les précédentes restent en service / YARA "
+                      "rules NOT reloaded, the previous ones stay in force: %s",
                       str(exc).replace("\n", " / "))
 
     async def run(self, message: Message) -> list[Finding]:
@@ -134,7 +135,7 @@ def reload_on_sighup(loop: asyncio.AbstractEventLoop, checks: Sequence[object]) 
     pending: set[asyncio.Future[None]] = set()
 
     def reload() -> None:
-        log.info("SIGHUP: reloading YARA rules")
+        log.info("SIGHUP : rechargement des règles YARA / SIGHUP: reloading YARA rules")
         for check in targets:
             future = loop.run_in_executor(None, check.reload)
             pending.add(future)

@@ -107,7 +107,8 @@ class Scanner:
         with self._lock:
             fresh = compile_rules(self.yara_dir)  # raises before anything is replaced
             self._rules = fresh
-        log.info("YARA rules reloaded (%d files)", len(fresh.files))
+        log.info("règles YARA rechargées (%d fichiers) / YARA rules reloaded (%d files)",
+                 len(fresh.files), len(fresh.files))
 
     # --- scanning ------------------------------------------------------
     def scan_bytes(self, name: str, data: bytes, *, direction: str = "inbound",

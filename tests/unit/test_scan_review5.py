@@ -304,3 +304,60 @@ def test_big_media_files_are_judged_on_type_and_yara_not_uninspected(
     report = scanner.scan_path(big_pdf)
     assert report.verdict is Verdict.NOT_INSPECTED
     assert "YARA" in report.findings[0].reason.fr
+
+
+# --- 22: YARA rules: a verdict typo is refused, serve refuses before its banner --------------
+
+def test_unknown_yara_verdict_is_refused_with_file_and_line(tmp_path: Path) -> None:
+    from gateway.scan.engine import ScanConfigError
+    (tmp_path / "cabinet.yar").write_text(
+        'rule ok { meta: verdict = "suspicious" condition: false }\n'
+        "rule typo {\n  meta:\n    verdict = \"dangerous\"\n  condition: false\n}\n")
+    with pytest.raises(ScanConfigError) as info:
+        Scanner(yara_dir=str(tmp_path))
+    assert info.value.file is not None and info.value.file.endswith("cabinet.yar")
+    assert info.value.line == 4
+    assert "dangerous" in info.value.fr and "dangerous" in info.value.en
+
+
+def test_serve_refuses_broken_rules_before_saying_it_listens(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+    rules = tmp_path / "yara"
+    rules.mkdir()
+    (rules / "cabinet.yar").write_text("rule broken {\n  condition: true and and\n}\n")
+    ports = []
+    for _ in range(2):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    conf = tmp_path / "vigie.toml"
+    conf.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n[submission]\n'
+                    f'listen = ["127.0.0.1:{ports[0]}"]\nlisten_tls = ["127.0.0.1:{ports[1]}"]\n'
+                    f'[scan]\nyara_dir = "{rules}"\n')
+    proc = subprocess.run([sys.executable, "-m", "gateway", "serve", "--config", str(conf)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode != 0
+    assert "cabinet.yar, ligne 2" in proc.stderr and "cabinet.yar, line 2" in proc.stderr
+    assert "soumission sur" not in proc.stderr and "submission on" not in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+async def test_sighup_log_lines_are_french_first(tmp_path: Path,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from gateway.checks.attachments import AttachmentCheck
+    caplog.set_level(logging.INFO, logger="vigie.scan")
+    rules = tmp_path / "cabinet.yar"
+    rules.write_text("rule ok { condition: false }\n")
+    check = AttachmentCheck(Scanner(yara_dir=str(tmp_path)))
+    check.reload()
+    rules.write_text("rule broken {\n  condition: true and and\n}\n")
+    check.reload()
+    lines = [r.getMessage() for r in caplog.records]
+    ok = next(m for m in lines if "YARA rules reloaded" in m)
+    assert ok.index("rechargées") < ok.index("reloaded")
+    refused = next(m for m in lines if "NOT reloaded" in m)
+    assert refused.index("NON rechargées") < refused.index("NOT reloaded")
