@@ -20,6 +20,7 @@ from gateway.detect.nir import mask_numbers
 from gateway.model import Direction, Message
 from gateway.scan.engine import FileFinding, FileReport, ScanConfigError, Scanner, Verdict
 from gateway.scan.mailfile import attachments
+from gateway.scan.report import printable
 from gateway.verdict import Finding, Outcome, Reason
 
 log = logging.getLogger("vigie.scan")
@@ -94,8 +95,8 @@ class AttachmentCheck:
             found = by_level.get(verdict)
             if not found:
                 continue
-            reasons = [Reason(f"« {mask_numbers(f.path)} » : {f.reason.fr}",
-                              f"'{mask_numbers(f.path)}': {f.reason.en}") for f in found]
+            reasons = [Reason(f"« {_shown(f.path)} » : {f.reason.fr}",
+                              f"'{_shown(f.path)}': {f.reason.en}") for f in found]
             reasons = list(dict.fromkeys(reasons))
             if len(reasons) > SHOWN:
                 more = len(reasons) - SHOWN
@@ -114,12 +115,18 @@ class AttachmentCheck:
         return out
 
 
+def _shown(name: str) -> str:
+    """A file name for a reply, a log or the console: long numbers masked (a NIR can be
+    written there), direction and control characters written out (U+202E as \\u202e)."""
+    return printable(mask_numbers(name))
+
+
 def _summary(report: FileReport) -> dict[str, object]:
     """One scanned attachment for the record (held mail, console): names masked."""
-    return {"name": mask_numbers(report.name), "size": report.size, "mime": report.mime,
+    return {"name": _shown(report.name), "size": report.size, "mime": report.mime,
             "verdict": report.verdict.value,
             "findings": [{"symbol": f.symbol, "verdict": f.verdict.value,
-                          "path": mask_numbers(f.path),
+                          "path": _shown(f.path),
                           "reason": {"fr": mask_numbers(f.reason.fr),
                                      "en": mask_numbers(f.reason.en)}}
                          for f in report.findings]}

@@ -7,6 +7,7 @@ modules import it from here to stay free of the engine itself.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,17 @@ _SEVERITY = {Verdict.CLEAN: 0, Verdict.NOT_INSPECTED: 1, Verdict.ERROR: 2,
 _VERDICT_FR = {Verdict.CLEAN: "sain", Verdict.NOT_INSPECTED: "non inspecté",
                Verdict.ERROR: "erreur d'analyse", Verdict.SUSPICIOUS: "suspect",
                Verdict.MALICIOUS: "malveillant"}
+
+
+# Control characters, and those that change the direction or hide in text: a file
+# name holding U+202E shows "facture\u202efdp.exe" as "factureexe.pdf" in a reply.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u206f"
+                     "\ufeff]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control and direction characters written as ``\\uNNNN``."""
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
 
 
 def worst(verdicts: Iterable[Verdict]) -> Verdict:

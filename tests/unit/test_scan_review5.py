@@ -361,3 +361,21 @@ async def test_sighup_log_lines_are_french_first(tmp_path: Path,
     assert ok.index("rechargées") < ok.index("reloaded")
     refused = next(m for m in lines if "NOT reloaded" in m)
     assert refused.index("NON rechargées") < refused.index("NOT reloaded")
+
+
+# --- 23: a right-to-left override never reaches a reply raw ----------------------------------
+
+async def test_rtl_override_in_a_file_name_is_written_out_in_reasons() -> None:
+    from gateway.checks.attachments import AttachmentCheck
+    from gateway.model import Envelope, Message
+    from gateway.testing import eicar
+    msg = make_mail(subject="Facture", attachments=[
+        ("facture\u202efdp.exe", eicar(), "application/octet-stream")],
+        sender="camille@cabinet-kine.fr", to="secretariat@clinique-exemple.fr")
+    raw = msg.as_bytes().replace(b"\n", b"\r\n")
+    findings = await AttachmentCheck(Scanner()).run(
+        Message(raw, Envelope("camille@cabinet-kine.fr", ["secretariat@clinique-exemple.fr"])))
+    (malicious,) = [f for f in findings if f.symbol == "ATT_MALICIOUS"]
+    text = " ".join(r.fr + r.en for r in malicious.reasons) + repr(malicious.extra)
+    assert "\u202e" not in text
+    assert "facture\\u202efdp.exe" in text
