@@ -188,8 +188,10 @@ class Scanner:
         if kind == "zip":
             kind = office.zip_kind(archives.zip_names(data) or [])
             ftype = FileType(ftype.mime, ftype.description, kind)
-        elif kind in ("text", "data") and extension(name) == "url":
-            kind = "url_shortcut"  # libmagic does not know every Internet shortcut
+        elif kind in ("text", "data") and extension(name) in _BY_NAME:
+            # libmagic knows neither every Internet shortcut nor a message whose first
+            # headers are not the usual ones: the name says how it will be opened
+            kind = _BY_NAME[extension(name)]
             ftype = FileType(ftype.mime, ftype.description, kind)
         elif kind == "text":
             kind = _text_kind(name, data)
@@ -305,6 +307,7 @@ _CONTAINERS = frozenset({"zip", "tar", "gzip", "bzip2", "xz", "7z"})
 _READ_WHOLE = frozenset({"tar", "gzip", "bzip2", "xz", "7z", "ooxml", "odf", "ole", "msi",
                          "encrypted_office", "rtf", "pdf", "text", "html", "svg", "csv", "xml",
                          "email", "url_shortcut"})
+_BY_NAME = {"url": "url_shortcut", "eml": "email"}
 _CSV_EXT = frozenset({"csv", "tsv", "tab", "slk", "prn", "dif"})
 
 

@@ -26,6 +26,7 @@ from gateway.testing import CapturingUpstream, GatewayThread, eicar
 from tests.conftest import connect
 from tests.samples_builder import (
     make_docx,
+    make_nested_zips,
     make_odp,
     make_ods,
     make_odt,
@@ -37,6 +38,7 @@ from tests.samples_builder import (
     make_rtf,
     make_xlsx,
     make_zip,
+    parse_mail,
 )
 
 MakeGW = Callable[..., GatewayThread]
@@ -179,6 +181,38 @@ async def test_inbound_eicar_in_attached_message_is_held(engine: Engine) -> None
     outer.add_attachment(inner)
     decision = await engine.screen(inbound(outer.as_bytes()))
     assert decision.action == "hold"
+
+
+async def test_inbound_eml_attached_as_octet_stream_is_opened_and_held(engine: Engine) -> None:
+    # review of issue 5, item 4: the same forward as a plain file, not message/rfc822
+    inner = EmailMessage()
+    inner["Subject"] = "facture"
+    inner.set_content("voir")
+    inner.add_attachment(make_zip({"facture.exe": b"MZ" + bytes(58) + b"\x40\0\0\0PE\0\0"
+                                   + bytes(200)}), maintype="application", subtype="zip",
+                         filename="facture.zip")
+    raw = mail("camille@cabinet-kine.fr", "Tr: facture", "transfert", [
+        ("facture.eml", inner.as_bytes(), "application/octet-stream")],
+        sender="a@exemple.com")
+    decision = await engine.screen(inbound(raw))
+    assert decision.action == "hold"
+    finding = next(f for f in decision.findings if f.symbol == "ATT_MALICIOUS")
+    assert "facture.eml/facture.zip/facture.exe" in finding.reasons[0].fr
+
+
+async def test_inbound_archive_not_inspected_is_tagged(engine: Engine) -> None:
+    # review of issue 5, item 18: the recipient is told vigie could not look inside
+    raw = mail("camille@cabinet-kine.fr", "Archives", "Ci-joint.", [
+        ("archives.zip", make_nested_zips(7), "application/zip")],
+        sender="Secrétariat <secretariat@exemple.com>")
+    message = inbound(raw)
+    decision = await engine.screen(message)
+    assert decision.symbols == ["ATT_NOT_INSPECTED"]
+    assert decision.action == "tag"
+    out = parse_mail(engine.prepare(message, decision))
+    assert out["Subject"].startswith("[SUSPECT]")
+    body = out.get_body(("plain",))
+    assert body is not None and "niveaux d'imbrication" in body.get_content()
 
 
 # --- ordinary documents of a practice: zero false positive ----------------------------------
