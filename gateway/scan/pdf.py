@@ -152,7 +152,11 @@ def scan_pdf(walk: Walk, path: str, data: bytes, depth: int = 0) -> None:
         walk.spent(path, len(content), None)
         return content
 
-    doc = Document.parse(data, streams, decode=decode, check_time=lambda: walk.check_time(path))
+    # the objects are parsed only for a PDF that has something to judge by its structure
+    structural = {"JS", "JavaScript", "EmbeddedFile", "EmbeddedFiles", "OpenAction", "AA"}
+    doc = (Document.parse(data, streams, decode=decode,
+                          check_time=lambda: walk.check_time(path))
+           if names & structural else Document())
     encrypted = "Encrypt" in names  # strings and streams unreadable: triggers only
     if names & {"JS", "JavaScript"}:
         _javascript(walk, path, doc, encrypted)

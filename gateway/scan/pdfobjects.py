@@ -196,16 +196,34 @@ def text_of(value: Any) -> str:
     return value.decode("latin-1")
 
 
+# An object worth parsing holds one of these (or a #-escaped name, which may be one);
+# the others (pages, fonts, images) are only parsed when a reference leads to them.
+_WORTH = re.compile(rb"/(?:AA|OpenAction|EF|A|JS|EmbeddedFile|Catalog)(?![A-Za-z0-9])|#")
+
+
+@dataclass(eq=False)
+class _Span:
+    buffer: bytes
+    start: int
+    stream: bool  # a stream object of the file itself (its body follows the dictionary)
+
+
 @dataclass
 class Document:
-    objects: dict[int, Any] = field(default_factory=dict)
-    streams: dict[int, tuple[dict[str, Any], bytes]] = field(default_factory=dict)
+    """The objects of a PDF, parsed when needed, and what its scripts are started by."""
+
     open_scripts: list[PdfScript] = field(default_factory=list)
     user_scripts: list[PdfScript] = field(default_factory=list)
     open_action_types: set[str] = field(default_factory=set)
-    shadowed: list[Any] = field(default_factory=list)
     decode: Callable[[dict[str, Any], bytes], bytes | None] = field(
         default=lambda d, b: None, repr=False)
+    spans: dict[int, _Span] = field(default_factory=dict, repr=False)
+    worth: list[_Span] = field(default_factory=list, repr=False)
+    _parsed: dict[int, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def objects(self) -> int:
+        return len(self.spans)
 
     @classmethod
     def parse(cls, data: bytes, object_streams: list[tuple[bytes, bytes]], *,
@@ -219,18 +237,23 @@ class Document:
             if m is None:
                 break
             count += 1
-            if count % 2048 == 0:
+            if count % 4096 == 0:
                 check_time()
-            parser = _Parser(data, m.end())
-            value = parser.value()
-            num = int(m.group(1))
-            doc.objects[num] = value
-            pos = max(parser.pos, m.end())
-            if isinstance(value, dict):
-                body = _stream_body(data, parser.pos)
-                if body is not None:
-                    doc.streams[num] = (value, body[0])
-                    pos = body[1]
+            start = m.end()
+            end = data.find(b"endobj", start)
+            body = data.find(b"stream", start, end if end >= 0 else len(data))
+            if body >= 0 and data[body - 3:body] != b"end":
+                span = _Span(data, start, True)
+                after = data.find(b"endstream", body)
+                pos = len(data) if after < 0 else after + 9
+                region = data[start:body]
+            else:
+                span = _Span(data, start, False)
+                pos = len(data) if end < 0 else end + 6
+                region = data[start:pos]
+            doc.spans[int(m.group(1))] = span
+            if _WORTH.search(region):
+                doc.worth.append(span)
         for header, content in object_streams:
             check_time()
             doc._object_stream(header, content)
@@ -247,23 +270,48 @@ class Document:
             count = min(int(info.get("N", b"0")), _MAX_OBJECTS)
         except (TypeError, ValueError):
             return
-        numbers = re.findall(rb"\d+", content[:first])
-        for i in range(0, min(len(numbers), 2 * count) - 1, 2):
-            num, offset = int(numbers[i]), int(numbers[i + 1])
-            value = _Parser(content, first + offset).value()
-            current = self.objects.get(num)
-            if current is None or (isinstance(current, dict)
-                                   and current.get("Type") == Name("ObjStm")):
-                self.objects[num] = value
-            else:  # defined twice: the reader picks one by its xref; look at both
-                self.shadowed.append(value)
+        numbers = [int(n) for n in re.findall(rb"\d+", content[:first])[:2 * count]]
+        offsets = [first + numbers[i] for i in range(1, len(numbers), 2)] + [len(content)]
+        for i in range(0, len(numbers) - 1, 2):
+            num, begin = numbers[i], offsets[i // 2]
+            span = _Span(content, begin, False)
+            if _WORTH.search(content, begin, max(begin, offsets[i // 2 + 1])):
+                self.worth.append(span)  # defined twice too: the reader picks one, we see both
+            current = self.spans.get(num)
+            if current is None or (current.stream and self._type(num) == "ObjStm"):
+                self.spans[num] = span
+                self._parsed.pop(num, None)
 
     # --- navigation -----------------------------------------------------------
+    def _value(self, span: _Span) -> Any:
+        return _Parser(span.buffer, span.start).value()
+
+    def get(self, num: int) -> Any:
+        if num not in self._parsed:
+            span = self.spans.get(num)
+            self._parsed[num] = None if span is None else self._value(span)
+        return self._parsed[num]
+
+    def _type(self, num: int) -> str:
+        value = self.get(num)
+        kind = value.get("Type") if isinstance(value, dict) else None
+        return kind.value if isinstance(kind, Name) else ""
+
+    def stream(self, num: int) -> tuple[dict[str, Any], bytes] | None:
+        """The dictionary and raw body of stream object ``num``."""
+        span = self.spans.get(num)
+        if span is None or not span.stream:
+            return None
+        parser = _Parser(span.buffer, span.start)
+        info = parser.value()
+        body = _stream_body(span.buffer, parser.pos) if isinstance(info, dict) else None
+        return None if body is None or not isinstance(info, dict) else (info, body[0])
+
     def resolve(self, value: Any) -> Any:
         for _ in range(16):
             if not isinstance(value, Ref):
                 return value
-            value = self.objects.get(value.num)
+            value = self.get(value.num)
         return None
 
     def _actions(self, value: Any) -> Iterator[dict[str, Any]]:
@@ -289,7 +337,7 @@ class Document:
     def _script(self, action: dict[str, Any]) -> bytes:
         js = action.get("JS")
         if isinstance(js, Ref):
-            stream = self.streams.get(js.num)
+            stream = self.stream(js.num)
             if stream is not None:
                 return (self.decode(*stream) or b"")[:_MAX_SCRIPT]
             js = self.resolve(js)
@@ -321,9 +369,10 @@ class Document:
                 todo.extend(kids[:4096])
 
     def dicts(self) -> Iterator[dict[str, Any]]:
-        """Every dictionary of every object, nested ones included (references not followed)."""
-        for value in [*self.objects.values(), *self.shadowed]:
-            todo = [value]
+        """Every dictionary of the objects worth parsing, nested ones included
+        (references not followed)."""
+        for span in self.worth:
+            todo = [self._value(span)]
             while todo:
                 item = todo.pop()
                 if isinstance(item, dict):
@@ -366,12 +415,18 @@ class Document:
             name = text_of(self.resolve(d.get("UF"))) or text_of(self.resolve(d.get("F")))
             name = re.split(r"[\\/]", name)[-1].strip() or "fichier-incorporé"
             for ref in ef.values():
-                if isinstance(ref, Ref) and ref.num not in done and ref.num in self.streams:
-                    done.add(ref.num)
-                    out.append((name, self.decode(*self.streams[ref.num])))
-        for num, (info, raw) in self.streams.items():
-            if num not in done and info.get("Type") == Name("EmbeddedFile"):
-                out.append(("fichier-incorporé", self.decode(info, raw)))
+                if not isinstance(ref, Ref) or ref.num in done:
+                    continue
+                done.add(ref.num)
+                stream = self.stream(ref.num)
+                out.append((name, None if stream is None else self.decode(*stream)))
+        worth = {id(span) for span in self.worth}
+        for num, span in self.spans.items():
+            if num in done or not span.stream or id(span) not in worth:
+                continue
+            stream = self.stream(num)
+            if stream is not None and stream[0].get("Type") == Name("EmbeddedFile"):
+                out.append(("fichier-incorporé", self.decode(*stream)))
         return out
 
 
