@@ -37,6 +37,7 @@ __all__ = [
     "make_pdf_with_attachment",
     "make_png",
     "make_pptx",
+    "make_restricted_pdf_with_objstm",
     "make_rtf",
     "make_url_shortcut",
     "make_xlsx",
@@ -606,3 +607,67 @@ def parse_mail(raw: bytes) -> EmailMessage:
     parsed = BytesParser(policy=policy.default).parsebytes(raw)
     assert isinstance(parsed, EmailMessage)
     return parsed
+
+
+# --------------------------------------------------------------------------- restricted PDF
+
+_PDF_PAD = bytes.fromhex("28BF4E5E4E758A4164004E56FFFA01082E2E00B6D0683E802F0CA9FE6453697A")
+
+
+def _rc4(key: bytes, data: bytes) -> bytes:
+    s = list(range(256))
+    j = 0
+    for i in range(256):
+        j = (j + s[i] + key[i % len(key)]) % 256
+        s[i], s[j] = s[j], s[i]
+    out = bytearray()
+    i = j = 0
+    for byte in data:
+        i = (i + 1) % 256
+        j = (j + s[i]) % 256
+        s[i], s[j] = s[j], s[i]
+        out.append(byte ^ s[(s[i] + s[j]) % 256])
+    return bytes(out)
+
+
+def make_restricted_pdf_with_objstm(catalog_extra: bytes = b"") -> bytes:
+    """A PDF as Acrobat saves a "secured" statement: no password to open (RC4, empty
+    user password, printing and copying restricted), its objects compressed in an
+    object stream and located by a cross-reference stream (PDF 1.5)."""
+    import hashlib
+    permissions = struct.pack("<i", -3904)
+    file_id = b"vigie-test-id-01"
+    owner = _rc4(hashlib.md5(_PDF_PAD).digest()[:5], _PDF_PAD)
+    key = hashlib.md5(_PDF_PAD + owner + permissions + file_id).digest()[:5]
+    objs = [b"<< /Type /Catalog /Pages 2 0 R %s >>" % catalog_extra,
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>"]
+    offsets, body = [], b""
+    for obj in objs:
+        offsets.append(len(body))
+        body += obj + b"\n"
+    header = b" ".join(b"%d %d" % (n, off) for n, off in zip((1, 2, 3), offsets, strict=True))
+    header += b"\n"
+    plain = zlib.compress(header + body)
+    objkey = hashlib.md5(key + struct.pack("<I", 4)[:3] + b"\0\0").digest()[:10]
+    encrypted = _rc4(objkey, plain)
+    out = bytearray(b"%PDF-1.5\n%\xe2\xe3\xcf\xd3\n")
+    positions = {}
+    positions[4] = len(out)
+    out += (b"4 0 obj\n<< /Type /ObjStm /N 3 /First %d /Filter /FlateDecode /Length %d >>\n"
+            b"stream\n" % (len(header), len(encrypted)) + encrypted + b"\nendstream\nendobj\n")
+    positions[5] = len(out)
+    out += (b"5 0 obj\n<< /Filter /Standard /V 1 /R 2 /O <%s> /U <%s> /P %d >>\nendobj\n"
+            % (owner.hex().encode(), _rc4(key, _PDF_PAD).hex().encode(),
+               struct.unpack("<i", permissions)[0]))
+    positions[6] = len(out)
+    rows = b"\x00" + bytes(4) + b"\xff\xff"
+    rows += b"".join(b"\x02" + struct.pack(">I", 4) + struct.pack(">H", i) for i in range(3))
+    rows += b"".join(b"\x01" + struct.pack(">I", positions[n]) + b"\0\0" for n in (4, 5, 6))
+    xref = zlib.compress(rows)
+    out += (b"6 0 obj\n<< /Type /XRef /Size 7 /W [1 4 2] /Root 1 0 R /Encrypt 5 0 R "
+            b"/ID [<%s> <%s>] /Filter /FlateDecode /Length %d >>\nstream\n"
+            % (file_id.hex().encode(), file_id.hex().encode(), len(xref)) + xref
+            + b"\nendstream\nendobj\n")
+    out += b"startxref\n%d\n%%%%EOF\n" % positions[6]
+    return bytes(out)

@@ -24,7 +24,7 @@ from typing import Any
 
 from gateway.scan.pdfobjects import Document, PdfScript, decode_stream
 from gateway.scan.report import Verdict
-from gateway.scan.walk import CHUNK, Walk
+from gateway.scan.walk import CHUNK, Stop, Walk
 
 _NAMES = ("JS", "JavaScript", "OpenAction", "AA", "Launch", "EmbeddedFile", "EmbeddedFiles",
           "RichMedia", "XFA", "Encrypt", "ObjStm", "SubmitForm", "ImportData", "GoToR",
@@ -97,6 +97,33 @@ def _object_streams(walk: Walk, path: str, data: bytes) -> list[tuple[bytes, byt
     return out
 
 
+def _decrypted_object_streams(walk: Walk, path: str, data: bytes
+                              ) -> list[tuple[bytes, bytes]] | None:
+    """The object streams of an encrypted PDF that opens without a password, decrypted
+    and expanded by pypdf (which bounds each stream), charged to the walk."""
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            return None
+        out: list[tuple[bytes, bytes]] = []
+        for num in sorted({where[0] for where in reader.xref_objStm.values()}):
+            walk.check_time(path)
+            stream = reader.get_object(num)
+            content = stream.get_data()  # type: ignore[union-attr]
+            walk.spent(path, len(content), None)
+            header = b"<< /Type /ObjStm /N %d /First %d >>" % (
+                int(stream["/N"]), int(stream["/First"]))  # type: ignore[index]
+            out.append((header, content[:CHUNK * 16]))
+        return out
+    except Stop:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError, NotImplementedError,
+            AttributeError, IndexError, zlib.error):
+        return None
+
+
 def _needs_password(data: bytes) -> bool:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
@@ -140,8 +167,16 @@ def scan_pdf(walk: Walk, path: str, data: bytes, depth: int = 0) -> None:
                      "malware)", path)
             return
         if "ObjStm" in names:
-            walk.limit(path, "PDF chiffré (sans mot de passe d'ouverture), lu en partie",
-                       "encrypted PDF (no password to open), partly read")
+            # a "secured" PDF (restrictions, no password to open): its object streams
+            # are encrypted; pypdf opens them with the empty password
+            decrypted = _decrypted_object_streams(walk, path, data)
+            if decrypted is None:
+                walk.limit(path, "PDF chiffré (sans mot de passe d'ouverture), lu en partie",
+                           "encrypted PDF (no password to open), partly read")
+            else:
+                streams = decrypted
+                for _dict, content in streams:
+                    names |= names_in(content)
     def decode(info: dict[str, Any], raw: bytes) -> bytes | None:
         walk.check_time(path)
         got = decode_stream(info, raw, walk.room())

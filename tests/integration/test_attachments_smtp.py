@@ -40,6 +40,7 @@ from tests.samples_builder import (
     make_pdf_with_attachment,
     make_png,
     make_pptx,
+    make_restricted_pdf_with_objstm,
     make_rtf,
     make_url_shortcut,
     make_xlsx,
@@ -292,6 +293,7 @@ def ordinary_documents() -> dict[str, bytes]:
         "._radio.jpg": make_appledouble(),
         "Ameli.url": make_url_shortcut("https://www.ameli.fr/"),
         "vide.pdf": b"",
+        "releve-securise.pdf": make_restricted_pdf_with_objstm(b"/OpenAction [3 0 R /Fit]"),
         "ancien-courrier.doc": make_docx(["Courrier enregistré en .doc"]),
         "scans-ordonnances.zip": deflated_zip({"ordonnance-scannee.bmp": blank_bmp(2480, 3508)}),
     })

@@ -19,6 +19,7 @@ from tests.samples_builder import (
     make_pdf_form_with_scripts,
     make_pdf_with_attachment,
     make_png,
+    make_restricted_pdf_with_objstm,
     make_url_shortcut,
     make_xlsx,
     make_zip,
@@ -379,3 +380,15 @@ async def test_rtl_override_in_a_file_name_is_written_out_in_reasons() -> None:
     text = " ".join(r.fr + r.en for r in malicious.reasons) + repr(malicious.extra)
     assert "\u202e" not in text
     assert "facture\\u202efdp.exe" in text
+
+
+# --- 18 (its cost): a "secured" PDF opening without a password is read, not uninspected ------
+
+def test_restricted_pdf_with_object_streams_is_read_whole(scanner: Scanner) -> None:
+    # inbound "not inspected" is now tagged: an ordinary secured statement must not be
+    report = scanner.scan_bytes("releve.pdf", make_restricted_pdf_with_objstm())
+    assert report.findings == [] and report.verdict is Verdict.CLEAN
+    hostile = make_restricted_pdf_with_objstm(
+        b"/OpenAction << /S /JavaScript /JS (eval\\(unescape\\('%61'\\)\\)) >>")
+    report = scanner.scan_bytes("releve.pdf", hostile)
+    assert report.verdict is Verdict.MALICIOUS and symbols(report) == {"SCAN_PDF_JS"}
