@@ -95,8 +95,9 @@ class AttachmentCheck:
             found = by_level.get(verdict)
             if not found:
                 continue
-            reasons = [Reason(f"« {_shown(f.path)} » : {f.reason.fr}",
-                              f"'{_shown(f.path)}': {f.reason.en}") for f in found]
+            # a reason may quote libmagic's description of the file (a shortcut's URL)
+            reasons = [Reason(f"« {_shown(f.path)} » : {printable(f.reason.fr)}",
+                              f"'{_shown(f.path)}': {printable(f.reason.en)}") for f in found]
             reasons = list(dict.fromkeys(reasons))
             if len(reasons) > SHOWN:
                 more = len(reasons) - SHOWN
