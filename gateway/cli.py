@@ -82,6 +82,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 _err("aucun utilisateur : personne ne peut envoyer ; créez-en un avec "
                      "« vigie user add NOM »\nno users yet: nobody can send; create one with "
                      "'vigie user add NAME'")
+    if cfg.scan.enabled:  # broken YARA rules stop start-up before any "listening" line
+        from gateway.checks.attachments import AttachmentCheck
+        AttachmentCheck.from_config(cfg)
     where = (f"serveur {cfg.upstream.host}:{cfg.upstream_port}" if cfg.upstream.host
              else f"boîte locale {cfg.data_dir / 'maildir'}")
     print(f"vigie {__version__} : soumission sur {', '.join(cfg.submission.listen)} (STARTTLS)"

@@ -21,7 +21,9 @@ from xml.sax.saxutils import escape
 from pypdf import PdfReader, PdfWriter
 
 __all__ = [
+    "make_appledouble",
     "make_docx",
+    "make_docx_from_template",
     "make_encrypted_pdf",
     "make_mail",
     "make_nested_zips",
@@ -30,11 +32,14 @@ __all__ = [
     "make_odt",
     "make_pdf",
     "make_pdf_form",
+    "make_pdf_form_with_scripts",
     "make_pdf_image_only",
     "make_pdf_with_attachment",
     "make_png",
     "make_pptx",
+    "make_restricted_pdf_with_objstm",
     "make_rtf",
+    "make_url_shortcut",
     "make_xlsx",
     "make_zip",
     "make_zip_bomb",
@@ -156,6 +161,53 @@ def make_pdf_form(fields: dict[str, str], lines: Sequence[str] = ("Formulaire",)
         pdf_objects.append(b"<< /Type /Annot /Subtype /Widget /FT /Tx /T %s /V %s /P 3 0 R "
                            b"/Rect [50 %d 300 %d] >>"
                            % (_pdf_string(name), _pdf_string(value), y, y + 20))
+    return _assemble_pdf(pdf_objects)
+
+
+# Acrobat's own helpers, what every Cerfa form's fields call to format amounts and dates.
+FIELD_SCRIPTS = {
+    "K": 'AFNumber_Keystroke(2, 0, 0, 0, "\\u20ac", true);',
+    "F": 'AFNumber_Format(2, 0, 0, 0, "\\u20ac", true);',
+    "V": "if (event.value < 0) app.alert(\"Montant positif attendu\");",
+    "C": 'AFSimple_Calculate("SUM", new Array ("seance1", "seance2"));',
+}
+
+
+def make_pdf_form_with_scripts(triggers: Sequence[str] = ("K", "F", "V", "C"), *,
+                               compress: bool = False,
+                               open_action: bytes | None = None) -> bytes:
+    """A Cerfa-like form: text fields whose /AA run Acrobat's formatting scripts when
+    the user types (K), leaves (F, V) or another field changes (C). ``compress`` puts
+    the scripts in FlateDecode streams as Acrobat does; ``open_action`` adds a
+    catalog /OpenAction (b"[3 0 R /Fit]" is an ordinary "fit the page" zoom)."""
+    actions: list[bytes] = []
+    first_action = 7
+    for trigger in triggers:
+        script = FIELD_SCRIPTS[trigger].encode()
+        if compress:
+            actions.append(_stream(script, compress=True))
+        else:
+            actions.append(b"<< /S /JavaScript /JS %s >>" % _pdf_string(script.decode()))
+    if compress:  # the action dictionaries point at the script streams
+        script_objs = actions
+        actions = [b"<< /S /JavaScript /JS %d 0 R >>" % (first_action + len(triggers) + i)
+                   for i in range(len(triggers))]
+        actions += script_objs
+    aa = b" ".join(b"/%s %d 0 R" % (t.encode(), first_action + i)
+                   for i, t in enumerate(triggers))
+    catalog = b"<< /Type /Catalog /Pages 2 0 R /AcroForm << /Fields [6 0 R] >>%s >>" % (
+        b" /OpenAction " + open_action if open_action else b"")
+    pdf_objects: list[bytes] = [
+        catalog,
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 5 0 R"
+        b" >> >> /Contents 4 0 R /Annots [6 0 R] >>",
+        _stream(b"BT /F1 11 Tf 50 800 Td (Demande de prise en charge) Tj ET\n"),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        b"<< /Type /Annot /Subtype /Widget /FT /Tx /T (montant) /P 3 0 R "
+        b"/Rect [50 700 300 720] /AA << %s >> >>" % aa,
+        *actions,
+    ]
     return _assemble_pdf(pdf_objects)
 
 
@@ -395,6 +447,27 @@ def _odf(kind: str, body: str, *, encrypted: bool = False) -> bytes:
                  ("META-INF/manifest.xml", manifest.encode())], stored_first=True)
 
 
+def make_docx_from_template(template: str, paragraphs: Sequence[str] = ("Cher confrère,",)
+                            ) -> bytes:
+    """A letter made in Word from a template: word/settings.xml names the template
+    through an external attachedTemplate relationship, as Word writes it (for a
+    template of the practice: file:///C:/Users/…/Templates/Courrier.dotm)."""
+    doc = make_docx(paragraphs)
+    rels = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Relationships xmlns='
+            '"http://schemas.openxmlformats.org/package/2006/relationships"><Relationship '
+            'Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+            f'relationships/attachedTemplate" Target="{escape(template)}" '
+            'TargetMode="External"/></Relationships>').encode()
+    settings = (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<w:settings '
+                f'xmlns:w="{_W}" xmlns:r="http://schemas.openxmlformats.org/officeDocument/'
+                '2006/relationships"><w:attachedTemplate r:id="rId1"/></w:settings>').encode()
+    buf = io.BytesIO(doc)
+    with zipfile.ZipFile(buf, "a", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("word/settings.xml", settings)
+        zf.writestr("word/_rels/settings.xml.rels", rels)
+    return buf.getvalue()
+
+
 def make_odt(paragraphs: Sequence[str], *, encrypted: bool = False) -> bytes:
     """An OpenDocument text (LibreOffice Writer) file; ``encrypted`` as if password-protected."""
     body = "".join(f"<text:p>{escape(p)}</text:p>" for p in paragraphs)
@@ -459,6 +532,34 @@ def make_png(width: int = 2, height: int = 2) -> bytes:
             + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
+# --------------------------------------------------------------------------- USB key debris
+
+
+def make_appledouble(name: str = "radio.jpg") -> bytes:
+    """The "._radio.jpg" macOS writes beside a file copied to a FAT USB key: an
+    AppleDouble header with a Finder-info entry and a resource-fork entry."""
+    finder = b"JPEG8BIM" + bytes(24)
+    header = struct.pack(">IIHH", 0x00051607, 0x00020000, 0, 0)[:8] + b"Mac OS X        "
+    entries = [(9, finder), (2, b"\0" * 286)]
+    offset = len(header) + 2 + 12 * len(entries)
+    table = b""
+    body = b""
+    for entry_id, data in entries:
+        table += struct.pack(">III", entry_id, offset + len(body), len(data))
+        body += data
+    del name  # the name lives only in the file's own name ("._" + name)
+    return header + struct.pack(">H", len(entries)) + table + body
+
+
+def make_url_shortcut(url: str, *, icon: str | None = None) -> bytes:
+    """A Windows Internet shortcut (.url), as Edge or Firefox saves it."""
+    lines = ["[{000214A0-0000-0000-C000-000000000046}]", "Prop3=19,11", "[InternetShortcut]",
+             "IDList=", f"URL={url}"]
+    if icon is not None:
+        lines += [f"IconFile={icon}", "IconIndex=0"]
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
 # --------------------------------------------------------------------------- mail
 
 Attachment = tuple[str, bytes, str]  # (filename, data, "maintype/subtype")
@@ -506,3 +607,67 @@ def parse_mail(raw: bytes) -> EmailMessage:
     parsed = BytesParser(policy=policy.default).parsebytes(raw)
     assert isinstance(parsed, EmailMessage)
     return parsed
+
+
+# --------------------------------------------------------------------------- restricted PDF
+
+_PDF_PAD = bytes.fromhex("28BF4E5E4E758A4164004E56FFFA01082E2E00B6D0683E802F0CA9FE6453697A")
+
+
+def _rc4(key: bytes, data: bytes) -> bytes:
+    s = list(range(256))
+    j = 0
+    for i in range(256):
+        j = (j + s[i] + key[i % len(key)]) % 256
+        s[i], s[j] = s[j], s[i]
+    out = bytearray()
+    i = j = 0
+    for byte in data:
+        i = (i + 1) % 256
+        j = (j + s[i]) % 256
+        s[i], s[j] = s[j], s[i]
+        out.append(byte ^ s[(s[i] + s[j]) % 256])
+    return bytes(out)
+
+
+def make_restricted_pdf_with_objstm(catalog_extra: bytes = b"") -> bytes:
+    """A PDF as Acrobat saves a "secured" statement: no password to open (RC4, empty
+    user password, printing and copying restricted), its objects compressed in an
+    object stream and located by a cross-reference stream (PDF 1.5)."""
+    import hashlib
+    permissions = struct.pack("<i", -3904)
+    file_id = b"vigie-test-id-01"
+    owner = _rc4(hashlib.md5(_PDF_PAD).digest()[:5], _PDF_PAD)
+    key = hashlib.md5(_PDF_PAD + owner + permissions + file_id).digest()[:5]
+    objs = [b"<< /Type /Catalog /Pages 2 0 R %s >>" % catalog_extra,
+            b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>"]
+    offsets, body = [], b""
+    for obj in objs:
+        offsets.append(len(body))
+        body += obj + b"\n"
+    header = b" ".join(b"%d %d" % (n, off) for n, off in zip((1, 2, 3), offsets, strict=True))
+    header += b"\n"
+    plain = zlib.compress(header + body)
+    objkey = hashlib.md5(key + struct.pack("<I", 4)[:3] + b"\0\0").digest()[:10]
+    encrypted = _rc4(objkey, plain)
+    out = bytearray(b"%PDF-1.5\n%\xe2\xe3\xcf\xd3\n")
+    positions = {}
+    positions[4] = len(out)
+    out += (b"4 0 obj\n<< /Type /ObjStm /N 3 /First %d /Filter /FlateDecode /Length %d >>\n"
+            b"stream\n" % (len(header), len(encrypted)) + encrypted + b"\nendstream\nendobj\n")
+    positions[5] = len(out)
+    out += (b"5 0 obj\n<< /Filter /Standard /V 1 /R 2 /O <%s> /U <%s> /P %d >>\nendobj\n"
+            % (owner.hex().encode(), _rc4(key, _PDF_PAD).hex().encode(),
+               struct.unpack("<i", permissions)[0]))
+    positions[6] = len(out)
+    rows = b"\x00" + bytes(4) + b"\xff\xff"
+    rows += b"".join(b"\x02" + struct.pack(">I", 4) + struct.pack(">H", i) for i in range(3))
+    rows += b"".join(b"\x01" + struct.pack(">I", positions[n]) + b"\0\0" for n in (4, 5, 6))
+    xref = zlib.compress(rows)
+    out += (b"6 0 obj\n<< /Type /XRef /Size 7 /W [1 4 2] /Root 1 0 R /Encrypt 5 0 R "
+            b"/ID [<%s> <%s>] /Filter /FlateDecode /Length %d >>\nstream\n"
+            % (file_id.hex().encode(), file_id.hex().encode(), len(xref)) + xref
+            + b"\nendstream\nendobj\n")
+    out += b"startxref\n%d\n%%%%EOF\n" % positions[6]
+    return bytes(out)

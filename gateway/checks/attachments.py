@@ -11,17 +11,16 @@ File names are shown with long numbers masked (a NIR can be written there).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import Iterator, Sequence
-from email.header import decode_header, make_header
-from email.message import Message as EmailPart
+from collections.abc import Sequence
 
 from gateway.config import Config, ConfigError
 from gateway.detect.nir import mask_numbers
 from gateway.model import Direction, Message
 from gateway.scan.engine import FileFinding, FileReport, ScanConfigError, Scanner, Verdict
+from gateway.scan.mailfile import attachments
+from gateway.scan.report import printable
 from gateway.verdict import Finding, Outcome, Reason
 
 log = logging.getLogger("vigie.scan")
@@ -29,43 +28,6 @@ log = logging.getLogger("vigie.scan")
 SYMBOLS = {Verdict.MALICIOUS: "ATT_MALICIOUS", Verdict.SUSPICIOUS: "ATT_SUSPICIOUS",
            Verdict.NOT_INSPECTED: "ATT_NOT_INSPECTED", Verdict.ERROR: "ATT_ERROR"}
 SHOWN = 5  # reasons listed per level, then "(+N)": a refusal must stay readable
-
-
-def _filename(part: EmailPart) -> str:
-    try:
-        name = part.get_filename() or ""
-    except Exception:  # a malformed parameter the parser cannot read
-        return ""
-    if "=?" in name:  # an encoded word inside a quoted parameter (Outlook and others)
-        with contextlib.suppress(Exception):
-            name = str(make_header(decode_header(name)))
-    return name.strip()
-
-
-def attachments(msg: EmailPart) -> Iterator[tuple[str, bytes]]:
-    """(file name, decoded bytes) of every attached file, in attached messages too.
-
-    The text of the message itself (text/plain or text/html parts without a name)
-    is not an attachment; any other leaf part is, named or not.
-    """
-    for number, part in enumerate(msg.walk(), start=1):
-        if part.is_multipart():
-            continue
-        name = _filename(part)
-        maintype = part.get_content_maintype()
-        disposition = part.get_content_disposition()
-        if maintype == "message":
-            continue  # parsed attached messages are walked into by msg.walk()
-        if maintype == "text" and not name and disposition != "attachment":
-            continue
-        try:
-            payload = part.get_payload(decode=True)
-        except Exception:
-            payload = None
-        if not isinstance(payload, bytes):
-            raw = part.get_payload()
-            payload = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
-        yield name or f"pièce jointe {number} ({part.get_content_type()})", payload
 
 
 class AttachmentCheck:
@@ -92,7 +54,8 @@ class AttachmentCheck:
         try:
             self.scanner.reload()
         except ScanConfigError as exc:
-            log.error("YARA rules NOT reloaded, the previous ones stay in force: %s",
+            log.error("règles YARA NON rechargées, les précédentes restent en service / YARA "
+                      "rules NOT reloaded, the previous ones stay in force: %s",
                       str(exc).replace("\n", " / "))
 
     async def run(self, message: Message) -> list[Finding]:
@@ -132,8 +95,9 @@ class AttachmentCheck:
             found = by_level.get(verdict)
             if not found:
                 continue
-            reasons = [Reason(f"« {mask_numbers(f.path)} » : {f.reason.fr}",
-                              f"'{mask_numbers(f.path)}': {f.reason.en}") for f in found]
+            # a reason may quote libmagic's description of the file (a shortcut's URL)
+            reasons = [Reason(f"« {_shown(f.path)} » : {printable(f.reason.fr)}",
+                              f"'{_shown(f.path)}': {printable(f.reason.en)}") for f in found]
             reasons = list(dict.fromkeys(reasons))
             if len(reasons) > SHOWN:
                 more = len(reasons) - SHOWN
@@ -152,12 +116,18 @@ class AttachmentCheck:
         return out
 
 
+def _shown(name: str) -> str:
+    """A file name for a reply, a log or the console: long numbers masked (a NIR can be
+    written there), direction and control characters written out (U+202E as \\u202e)."""
+    return printable(mask_numbers(name))
+
+
 def _summary(report: FileReport) -> dict[str, object]:
     """One scanned attachment for the record (held mail, console): names masked."""
-    return {"name": mask_numbers(report.name), "size": report.size, "mime": report.mime,
+    return {"name": _shown(report.name), "size": report.size, "mime": report.mime,
             "verdict": report.verdict.value,
             "findings": [{"symbol": f.symbol, "verdict": f.verdict.value,
-                          "path": mask_numbers(f.path),
+                          "path": _shown(f.path),
                           "reason": {"fr": mask_numbers(f.reason.fr),
                                      "en": mask_numbers(f.reason.en)}}
                          for f in report.findings]}
@@ -173,7 +143,7 @@ def reload_on_sighup(loop: asyncio.AbstractEventLoop, checks: Sequence[object]) 
     pending: set[asyncio.Future[None]] = set()
 
     def reload() -> None:
-        log.info("SIGHUP: reloading YARA rules")
+        log.info("SIGHUP : rechargement des règles YARA / SIGHUP: reloading YARA rules")
         for check in targets:
             future = loop.run_in_executor(None, check.reload)
             pending.add(future)

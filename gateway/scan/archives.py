@@ -34,15 +34,17 @@ def read_bounded(walk: Walk, path: str, f: IO[bytes], consumed: Callable[[], int
         piece = f.read(CHUNK)
         if not piece:
             return buf.getvalue()
-        walk.spent(path, len(piece), None)
-        buf.write(piece)
         total += len(piece)
         walk.ratio(path, total, consumed())
+        walk.spent(path, len(piece), None)
+        buf.write(piece)
 
 
 def encrypted(walk: Walk, path: str, what_fr: str, what_en: str) -> None:
+    """``what_fr`` agrees the participle: "archive …" is feminine, "document …" is not."""
+    agreed = "protégée" if what_fr.startswith("archive") else "protégé"
     walk.add("SCAN_ENCRYPTED", Verdict.SUSPICIOUS,
-             f"{what_fr} protégé par mot de passe : impossible à inspecter (un moyen "
+             f"{what_fr} {agreed} par mot de passe : impossible à inspecter (un moyen "
              "classique de faire passer un logiciel malveillant)",
              f"password-protected {what_en}: cannot be inspected (a classic way to smuggle "
              "malware)", path)
@@ -71,14 +73,13 @@ def check_zip_structure(walk: Walk, path: str, zf: zipfile.ZipFile, size: int) -
     declared = 0
     for info in infos:
         declared += info.file_size
-        if info.file_size > RATIO_FLOOR and info.file_size > limits.max_ratio * max(
-                info.compress_size, 1):
+        if walk.is_bomb(info.file_size, info.compress_size):
             walk.bomb(f"{path}/{info.filename}",
                       f"taux de compression déclaré {info.file_size // max(info.compress_size, 1)}"
                       f":1 (limite {limits.max_ratio}:1)",
                       f"declared compression ratio {info.file_size // max(info.compress_size, 1)}"
                       f":1 (limit {limits.max_ratio}:1)")
-    if declared > RATIO_FLOOR and declared > limits.max_ratio * max(size, 1):
+    if walk.is_bomb(declared, size):
         walk.bomb(path, f"{declared} octets déclarés pour une archive de {size}",
                   f"{declared} bytes declared for an archive of {size}")
     ordered = sorted(infos, key=lambda i: i.header_offset)
@@ -163,14 +164,14 @@ def _inflate(walk: Walk, path: str, raw: IO[bytes], info: zipfile.ZipInfo) -> by
             consumed += len(piece)
         data = inflater.decompress(piece, CHUNK) if inflater is not None else piece
         if data:
-            walk.spent(path, len(data), None)
             total += len(data)
+            walk.ratio(path, total, consumed)
+            walk.spent(path, len(data), None)
             if total > info.file_size and total > RATIO_FLOOR:
                 walk.bomb(path, f"le fichier annonce {info.file_size} octets et en contient "
                           "bien plus (taille falsifiée pour cacher une bombe)",
                           f"the member declares {info.file_size} bytes and holds far more "
                           "(size forged to hide a bomb)")
-            walk.ratio(path, total, consumed)
             crc = zlib.crc32(data, crc)
             out.write(data)
         if inflater is not None and inflater.eof:
@@ -266,9 +267,9 @@ class _Bounded:
 
     def write(self, s: bytes | bytearray) -> int:
         self.buf += s
-        self.walk.spent(self.path, len(s), None)
         # py7zr does not say how much it has read: the whole archive is the upper bound
         self.walk.ratio(self.path, len(self.buf), self.archive_size)
+        self.walk.spent(self.path, len(s), None)
         self.walk.check_time(self.path)
         return len(s)
 
@@ -307,7 +308,7 @@ def scan_7z(walk: Walk, path: str, data: bytes, depth: int) -> None:
                 return
             files = [f for f in archive.list() if not f.is_directory]
             declared = sum(int(f.uncompressed or 0) for f in files)
-            if declared > RATIO_FLOOR and declared > walk.limits.max_ratio * len(data):
+            if walk.is_bomb(declared, len(data)):
                 walk.bomb(path, f"{declared} octets déclarés pour une archive de {len(data)}",
                           f"{declared} bytes declared for an archive of {len(data)}")
             archive.extract(factory=Factory())

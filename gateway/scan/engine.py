@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gateway.scan import archives, clamav, htmlscan, office, pdf
+from gateway.scan import archives, clamav, htmlscan, mailfile, office, pdf, shortcuts
 from gateway.scan.filetypes import BannedTypes, FileType, check_name, extension, true_type
 from gateway.scan.report import FileFinding, FileReport, ScanConfigError, Verdict, worst
 from gateway.scan.walk import Stop, Walk
@@ -41,6 +41,9 @@ DIRECTIONS = ("inbound", "outbound", "file")
 # scan_path reads a file whole up to this size; past it, only what can be read in
 # place (the start for its type, YARA on the file, a zip's members) is looked at.
 WHOLE_FILE = 128 * 1024 * 1024
+# After clamd fails to answer, files are not sent to it for this long (a USB key of a
+# thousand files must not wait a thousand connection time-outs).
+CLAMD_RETRY = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,9 @@ class Scanner:
         self.banned = BannedTypes.load(folder / "banned_types.toml")
         self._lock = threading.Lock()
         self._rules: RuleSet = compile_rules(yara_dir)
+        self._clamd_lock = threading.Lock()
+        self._clamd_down_until = 0.0
+        self._clamd_down = False
 
     @classmethod
     def from_config(cls, cfg: Config) -> Scanner:
@@ -101,7 +107,8 @@ class Scanner:
         with self._lock:
             fresh = compile_rules(self.yara_dir)  # raises before anything is replaced
             self._rules = fresh
-        log.info("YARA rules reloaded (%d files)", len(fresh.files))
+        log.info("règles YARA rechargées (%d fichiers) / YARA rules reloaded (%d files)",
+                 len(fresh.files), len(fresh.files))
 
     # --- scanning ------------------------------------------------------
     def scan_bytes(self, name: str, data: bytes, *, direction: str = "inbound",
@@ -149,9 +156,13 @@ class Scanner:
             if ftype.kind == "zip":
                 with path.open("rb") as f:
                     archives.scan_zip_file(walk, label, f, size, 0)
-            else:
-                walk.limit(label, "fichier trop gros pour être lu en entier",
-                           "file too big to be read whole")
+            elif ftype.kind in _READ_WHOLE:
+                walk.limit(label, "fichier trop gros pour être lu en entier (seuls son type, "
+                           "son nom et les règles YARA ont été vérifiés)",
+                           "file too big to be read whole (only its type, its name and the "
+                           "YARA rules were checked)")
+            # else a video, a photo, a program…: nothing more is read from those than
+            # their type, their name and YARA, which were all checked on the whole file
         except Stop:
             pass
         except Exception as exc:
@@ -177,6 +188,11 @@ class Scanner:
         if kind == "zip":
             kind = office.zip_kind(archives.zip_names(data) or [])
             ftype = FileType(ftype.mime, ftype.description, kind)
+        elif kind in ("text", "data") and extension(name) in _BY_NAME:
+            # libmagic knows neither every Internet shortcut nor a message whose first
+            # headers are not the usual ones: the name says how it will be opened
+            kind = _BY_NAME[extension(name)]
+            ftype = FileType(ftype.mime, ftype.description, kind)
         elif kind == "text":
             kind = _text_kind(name, data)
             ftype = FileType(ftype.mime, ftype.description, kind)
@@ -201,13 +217,17 @@ class Scanner:
         elif kind == "rtf":
             office.scan_rtf(walk, path, data, depth)
         elif kind == "pdf":
-            pdf.scan_pdf(walk, path, data)
+            pdf.scan_pdf(walk, path, data, depth)
         elif kind in ("html", "svg"):
             htmlscan.scan_html(walk, path, data, kind)
         elif kind == "csv":
             office.scan_csv(walk, path, data)
         elif kind == "xml":
             office.scan_xml(walk, path, data)
+        elif kind == "url_shortcut":
+            shortcuts.scan_url(walk, path, data)
+        elif kind == "email":
+            mailfile.scan_email(walk, path, data, depth)
 
     def _banned(self, walk: Walk, path: str, name: str, ftype: FileType) -> None:
         banned = self.banned.match(ftype.kind, name)
@@ -242,20 +262,52 @@ class Scanner:
                      path)
 
     def _clamav(self, walk: Walk, path: str, data: bytes) -> None:
+        """ClamAV's opinion. Unreachable, it is a note (a CLEAN finding) and a warning in
+        the log: the other engines' verdicts stand, the file is not "not inspected"."""
+        with self._clamd_lock:
+            skip = time.monotonic() < self._clamd_down_until
+        if skip:
+            self._clamd_note(walk, path)
+            return
         try:
             signature = clamav.scan(self.clamd, data, self.clamd_timeout)
         except clamav.ClamdUnavailable as exc:
-            log.warning("ClamAV not reachable at %s: %s", self.clamd, exc)
-            walk.add("SCAN_CLAMAV_UNAVAILABLE", Verdict.NOT_INSPECTED,
-                     "ClamAV injoignable : fichier non vérifié par ClamAV",
-                     "ClamAV unreachable: file not checked by ClamAV", path)
+            with self._clamd_lock:
+                first = not self._clamd_down
+                self._clamd_down = True
+                self._clamd_down_until = time.monotonic() + CLAMD_RETRY
+            if first:
+                log.warning("ClamAV injoignable à %s (%s) : les fichiers sont analysés sans "
+                            "ClamAV, nouvel essai toutes les %g s / ClamAV not reachable at %s "
+                            "(%s): files are scanned without ClamAV, retried every %g s",
+                            self.clamd, exc, CLAMD_RETRY, self.clamd, exc, CLAMD_RETRY)
+            self._clamd_note(walk, path)
             return
+        with self._clamd_lock:
+            back = self._clamd_down
+            self._clamd_down = False
+        if back:
+            log.info("ClamAV de nouveau joignable à %s / ClamAV reachable again at %s",
+                     self.clamd, self.clamd)
         if signature:
             walk.add("SCAN_CLAMAV", Verdict.MALICIOUS, f"ClamAV : {signature}",
                      f"ClamAV: {signature}", path)
 
 
+    @staticmethod
+    def _clamd_note(walk: Walk, path: str) -> None:
+        walk.add("SCAN_CLAMAV_UNAVAILABLE", Verdict.CLEAN,
+                 "note : ClamAV injoignable, fichier vérifié sans ClamAV",
+                 "note: ClamAV unreachable, file checked without ClamAV", path)
+
+
 _CONTAINERS = frozenset({"zip", "tar", "gzip", "bzip2", "xz", "7z"})
+# Kinds whose contents ``_scan`` reads beyond the type and YARA: too big to be read
+# whole, they are "not inspected" (a zip is read in place instead).
+_READ_WHOLE = frozenset({"tar", "gzip", "bzip2", "xz", "7z", "ooxml", "odf", "ole", "msi",
+                         "encrypted_office", "rtf", "pdf", "text", "html", "svg", "csv", "xml",
+                         "email", "url_shortcut"})
+_BY_NAME = {"url": "url_shortcut", "eml": "email"}
 _CSV_EXT = frozenset({"csv", "tsv", "tab", "slk", "prn", "dif"})
 
 

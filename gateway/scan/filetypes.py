@@ -67,6 +67,8 @@ _KINDS: Mapping[str, str] = {
     "application/x-vmdk": "disk_image", "application/x-apple-diskimage": "disk_image",
     "application/vnd.ms-htmlhelp": "chm",
     "text/x-shellscript": "shell_script",
+    "application/x-mswinurl": "url_shortcut",
+    "message/rfc822": "email",
 }
 _PREFIXES: Mapping[str, str] = {
     "application/vnd.openxmlformats-officedocument.": "ooxml",
@@ -110,6 +112,8 @@ def _kind(mime: str, desc: str, head: bytes) -> str:
         return "msi"
     if "Windows shortcut" in desc:
         return "lnk"
+    if desc.startswith(("AppleDouble", "AppleSingle")):
+        return "appledouble"  # the "._name" metadata macOS leaves on a USB key
     for prefix, k in _PREFIXES.items():
         if mime.startswith(prefix):
             return k
@@ -217,6 +221,10 @@ DOCUMENT_EXTENSIONS = frozenset({
     "rtf", "txt", "csv", "jpg", "jpeg", "png", "gif", "bmp", "tif", "tiff", "heic", "mp3",
     "mp4", "avi", "mov", "wav", "zip", "rar", "7z", "html", "htm", "ics", "eml", "msg", "xml",
 })
+_OFFICE = frozenset({"ole", "ooxml", "zip", "encrypted_office"})
+_WORD = _OFFICE | {"rtf", "html", "xml", "text"}
+_EXCEL = _OFFICE | {"html", "xml", "text", "csv"}
+_POWERPOINT = _OFFICE
 # extension -> the kinds a file so named may really be
 _EXPECTED: Mapping[str, frozenset[str]] = {
     "pdf": frozenset({"pdf"}),
@@ -224,24 +232,25 @@ _EXPECTED: Mapping[str, frozenset[str]] = {
     "gif": frozenset({"image"}), "bmp": frozenset({"image"}), "tif": frozenset({"image"}),
     "tiff": frozenset({"image"}), "heic": frozenset({"image", "data"}),
     "webp": frozenset({"image"}),
-    "docx": frozenset({"ooxml", "zip", "encrypted_office"}),
-    "xlsx": frozenset({"ooxml", "zip", "encrypted_office"}),
-    "pptx": frozenset({"ooxml", "zip", "encrypted_office"}),
-    "docm": frozenset({"ooxml", "zip", "encrypted_office"}),
-    "xlsm": frozenset({"ooxml", "zip", "encrypted_office"}),
-    # Word opens RTF saved as .doc, and many programs export an HTML or XML table as
-    # .xls: both are common and are scanned as what they are.
-    "doc": frozenset({"ole", "encrypted_office", "rtf"}),
-    "xls": frozenset({"ole", "encrypted_office", "html", "xml", "text", "csv"}),
-    "ppt": frozenset({"ole", "encrypted_office"}),
+    # Office formats are confused with one another all the time (a .docx renamed .doc,
+    # RTF or a web page saved as .doc, a CSV or an HTML table exported as .xls), and
+    # Office opens them all by their content: ordinary, and scanned as what they are.
+    "docx": _WORD, "docm": _WORD, "dotx": _WORD, "dotm": _WORD, "doc": _WORD, "dot": _WORD,
+    "rtf": _WORD,
+    "xlsx": _EXCEL, "xlsm": _EXCEL, "xltx": _EXCEL, "xls": _EXCEL, "xlt": _EXCEL,
+    "pptx": _POWERPOINT, "pptm": _POWERPOINT, "ppt": _POWERPOINT, "pps": _POWERPOINT,
+    "ppsx": _POWERPOINT,
     "odt": frozenset({"odf", "zip"}), "ods": frozenset({"odf", "zip"}),
     "odp": frozenset({"odf", "zip"}),
-    "rtf": frozenset({"rtf"}),
     "zip": frozenset({"zip", "ooxml", "odf", "jar"}), "7z": frozenset({"7z"}),
     "gz": frozenset({"gzip"}), "tgz": frozenset({"gzip"}), "tar": frozenset({"tar"}),
-    "txt": frozenset({"text", "empty"}), "csv": frozenset({"text", "empty"}),
+    "txt": frozenset({"text"}), "csv": frozenset({"text"}),
     "ics": frozenset({"text"}), "vcf": frozenset({"text"}),
+    "url": frozenset({"url_shortcut", "text"}),
+    "eml": frozenset({"email", "text"}),
 }
+# Nothing to disguise: an empty file, or macOS's "._name" metadata beside a real file.
+_NEVER_MISMATCHED = frozenset({"empty", "appledouble"})
 # A name saying "document" over one of these contents is a disguise, not a slip.
 _DANGEROUS_KINDS = frozenset({"pe", "elf", "macho", "lnk", "msi", "jar", "java_class", "chm",
                               "onenote", "iso", "disk_image"})
@@ -272,7 +281,8 @@ def check_name(walk: Walk, name: str, ftype: FileType, path: str,
     expected = _EXPECTED.get(ext)
     kind = "text" if ftype.kind in ("csv", "xml") else ftype.kind
     too_short = ftype.description.startswith("very short file")  # a few bytes: no type
-    if expected is not None and kind not in expected and not too_short:
+    if (expected is not None and kind not in expected and not too_short
+            and ftype.kind not in _NEVER_MISMATCHED):
         verdict = Verdict.MALICIOUS if ftype.kind in _DANGEROUS_KINDS else Verdict.SUSPICIOUS
         walk.add("SCAN_TYPE_MISMATCH", verdict,
                  f"le nom dit « .{ext} » mais le fichier est : {ftype.description[:60]}",

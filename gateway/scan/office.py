@@ -16,7 +16,7 @@ with warnings.catch_warnings():
     # olevba builds its grammar with pyparsing names deprecated since pyparsing 3
     warnings.simplefilter("ignore", DeprecationWarning)
     import olefile  # type: ignore[import-untyped]
-    from oletools import crypto, msodde, oleobj, rtfobj
+    from oletools import crypto, msodde, oleobj, rtfobj, xls_parser
     from oletools.olevba import VBA_Parser
 
 from gateway.scan.archives import encrypted, member_bytes, unreadable, zlib_error
@@ -151,6 +151,31 @@ _ATTR = re.compile(rb"(\w+)\s*=\s*\"([^\"]*)\"")
 _REMOTE_TYPES = ("attachedTemplate", "subDocument", "frame")
 
 
+_DRIVE = re.compile(r"^/*[A-Za-z][:|]")
+
+
+def is_remote(target: str) -> bool:
+    """True when a template or object link points off this computer: http(s), ftp, a
+    UNC path (\\\\host\\share, //host/share, file://host/…). A local drive path such
+    as file:///C:/Users/…/Modèles/Courrier.dotm (Word writes one for every document made
+    from a template of the practice) is not remote."""
+    t = target.strip().replace("\\", "/")
+    low = t.lower()
+    if low.startswith(("http:", "https:", "ftp:", "ftps:", "webdav:")):
+        return True
+    if low.startswith("file:"):
+        rest = t[5:]
+        if _DRIVE.match(rest):  # file:///C:/…, file:/C:/…, file:C|/…
+            return False
+        if rest.startswith("////"):  # file:////host/share: a UNC path
+            return True
+        if rest.startswith("//"):  # file://host/…; file:///path is this computer
+            host = rest[2:].split("/", 1)[0]
+            return host.lower() not in ("", "localhost", "127.0.0.1")
+        return False
+    return t.startswith("//") and not _DRIVE.match(t)
+
+
 def _relations(walk: Walk, path: str, rels: bytes) -> None:
     for tag in _REL.findall(rels):
         attrs = {k.decode().lower(): v.decode("utf-8", "replace") for k, v in _ATTR.findall(tag)}
@@ -158,7 +183,7 @@ def _relations(walk: Walk, path: str, rels: bytes) -> None:
             continue
         rtype = attrs.get("type", "").rsplit("/", 1)[-1]
         target = attrs.get("target", "")
-        remote = re.match(r"(?i)(https?|ftp|file|\\\\|//)", target.strip()) is not None
+        remote = is_remote(target)
         if rtype in _REMOTE_TYPES and remote:
             walk.add("SCAN_REMOTE_TEMPLATE", Verdict.MALICIOUS,
                      "modèle ou cadre chargé depuis Internet à l'ouverture (injection de "
@@ -168,6 +193,20 @@ def _relations(walk: Walk, path: str, rels: bytes) -> None:
             walk.add("SCAN_OLE_OBJECT", Verdict.SUSPICIOUS,
                      "objet OLE lié à une adresse extérieure", "OLE object linked to an "
                      "outside address", path)
+
+
+def _xlsb_dde(content: bytes, name: str) -> bool:
+    """True when an .xlsb external link part is a DDE link (oletools' record parser)."""
+    try:
+        stream = io.BytesIO(content)
+        stream.size = len(content)  # type: ignore[attr-defined]  # what oletools reads
+        for record in xls_parser.parse_xlsb_part(stream, None, name):
+            if (isinstance(record, xls_parser.XlsbBeginSupBook)
+                    and record.link_type == xls_parser.XlsbBeginSupBook.LINK_TYPE_DDE):
+                return True
+    except Exception:  # oletools' record parser on a broken part
+        return False
+    return False
 
 
 def scan_package(walk: Walk, path: str, data: bytes, depth: int, kind: str) -> None:
@@ -214,6 +253,10 @@ def scan_package(walk: Walk, path: str, data: bytes, depth: int, kind: str) -> N
                     content = read(name)
                     if content is not None and b"<ddeLink" in content:
                         _dde(walk, path)
+                elif n.startswith("xl/externallinks/") and n.endswith(".bin"):
+                    content = read(name)  # .xlsb: the same link as binary records
+                    if content is not None and _xlsb_dde(content, name):
+                        _dde(walk, path)
                 elif n.startswith("xl/worksheets/") and n.endswith(".xml"):
                     content = read(name)
                     if content is not None and re.search(
@@ -227,8 +270,10 @@ def scan_package(walk: Walk, path: str, data: bytes, depth: int, kind: str) -> N
         # Embedded files and objects are scanned as files of their own.
         for name in names:
             n = name.lower()
+            # OpenDocument: "Object 1" is an OLE object (an embedded file, a Word
+            # table), "Object 1/…" an embedded chart or formula
             embedded = ("/embeddings/" in n or n.startswith("embeddings/") or (
-                kind == "odf" and re.match(r"object \d+/", n) is not None
+                kind == "odf" and re.match(r"object \d+(/|$)", n) is not None
                 and not n.endswith(".xml")))
             if not embedded:
                 continue
@@ -264,7 +309,8 @@ def scan_ole(walk: Walk, path: str, data: bytes, depth: int) -> None:
         dde_text = ""
         if ole.exists("WordDocument"):
             try:
-                dde_text = str(msodde.process_doc(ole) or "")
+                # Word 2013 and later store field codes in UTF-16: drop the zero bytes
+                dde_text = str(msodde.process_doc(ole) or "").replace("\x00", "")
             except _OLE_ERRORS:
                 dde_text = ""
         packages: list[tuple[str, bytes]] = []
@@ -324,7 +370,7 @@ def _native(stream: bytes) -> tuple[str, bytes]:
 # --- RTF ------------------------------------------------------------------------
 
 _RTF_FLDINST = re.compile(rb"\\fldinst[^}]{0,400}", re.IGNORECASE)
-_RTF_TEMPLATE = re.compile(rb"\\\*\s*\\template\s+(https?|\\\\|file:)", re.IGNORECASE)
+_RTF_TEMPLATE = re.compile(rb"\\\*\s*\\template\s+([^}]{1,1000})", re.IGNORECASE)
 
 
 def scan_rtf(walk: Walk, path: str, data: bytes, depth: int) -> None:
@@ -333,7 +379,8 @@ def scan_rtf(walk: Walk, path: str, data: bytes, depth: int) -> None:
         if _DDE_FIELD.search(text):
             _dde(walk, path)
             break
-    if _RTF_TEMPLATE.search(data):
+    template = _RTF_TEMPLATE.search(data)
+    if template and is_remote(template.group(1).replace(b"\\\\", b"\\").decode("latin-1")):
         walk.add("SCAN_REMOTE_TEMPLATE", Verdict.MALICIOUS,
                  "modèle chargé depuis Internet à l'ouverture (injection de modèle distant)",
                  "template loaded from the Internet when opened (remote template injection)",

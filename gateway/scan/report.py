@@ -7,6 +7,7 @@ modules import it from here to stay free of the engine itself.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,17 @@ _VERDICT_FR = {Verdict.CLEAN: "sain", Verdict.NOT_INSPECTED: "non inspecté",
                Verdict.MALICIOUS: "malveillant"}
 
 
+# Control characters, and those that change the direction or hide in text: a file
+# name holding U+202E shows "facture\u202efdp.exe" as "factureexe.pdf" in a reply.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u206f"
+                     "\ufeff]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control and direction characters written as ``\\uNNNN``."""
+    return _UNSAFE.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
+
+
 def worst(verdicts: Iterable[Verdict]) -> Verdict:
     """The most severe of ``verdicts`` (CLEAN when empty)."""
     out = Verdict.CLEAN
@@ -56,8 +68,9 @@ class FileFinding:
     SCAN_NAME_SPACES, SCAN_BOMB, SCAN_LIMIT, SCAN_ENCRYPTED, SCAN_NOT_INSPECTED,
     SCAN_VBA_MACRO, SCAN_XLM_MACRO, SCAN_DDE, SCAN_REMOTE_TEMPLATE, SCAN_OLE_OBJECT,
     SCAN_PDF_JS, SCAN_PDF_ACTION, SCAN_PDF_LAUNCH, SCAN_PDF_EMBEDDED, SCAN_PDF_RICHMEDIA,
-    SCAN_PDF_XFA, SCAN_HTML_SMUGGLING, SCAN_HTML_FORM, SCAN_HTML_REDIRECT, SCAN_YARA,
-    SCAN_CLAMAV, SCAN_ERROR.
+    SCAN_PDF_XFA, SCAN_HTML_SMUGGLING, SCAN_HTML_FORM, SCAN_HTML_REDIRECT,
+    SCAN_HTML_SCRIPT, SCAN_SHORTCUT, SCAN_YARA, SCAN_CLAMAV, SCAN_ERROR; and
+    SCAN_CLAMAV_UNAVAILABLE, a note whose verdict is CLEAN (the others stand).
     ``path``: "facture.zip/dossier/x.exe" for a member of an archive.
     """
 

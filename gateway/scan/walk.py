@@ -17,7 +17,8 @@ from gateway.verdict import Reason
 if TYPE_CHECKING:
     from gateway.scan.engine import ScanLimits
 
-# Below this many expanded bytes a member's ratio says nothing (tiny files compress well).
+# Below this many expanded bytes a member that expands past what its header declares is
+# only a broken file, not a forged one.
 RATIO_FLOOR = 1024 * 1024
 CHUNK = 1024 * 1024
 
@@ -80,10 +81,23 @@ class Walk:
             self.stopped = True
             raise Stop
 
+    def is_bomb(self, expanded: int, compressed: int) -> bool:
+        """A ratio past the limit makes a bomb only with a size past ``max_expanded``.
+
+        A blank page scanned uncompressed zips at 1000:1 and is harmless; what
+        hurts is the size a high ratio builds, so the ratio alone never decides.
+        """
+        return (expanded > self.limits.max_expanded
+                and expanded > self.limits.max_ratio * max(compressed, 1))
+
     def ratio(self, path: str, expanded: int, consumed: int) -> None:
-        if expanded > RATIO_FLOOR and expanded > self.limits.max_ratio * max(consumed, 1):
-            self.bomb(path, f"taux de compression supérieur à {self.limits.max_ratio}:1",
-                      f"compression ratio above {self.limits.max_ratio}:1")
+        """Called with a member's running size before ``spent``: a member that alone
+        passes the byte budget at a ratio past the limit is a bomb, not a limit."""
+        if self.is_bomb(expanded, consumed):
+            self.bomb(path, f"taux de compression supérieur à {self.limits.max_ratio}:1 "
+                      f"et plus de {_mib(self.limits.max_expanded)} à décompresser",
+                      f"compression ratio above {self.limits.max_ratio}:1 and more than "
+                      f"{_mib(self.limits.max_expanded, True)} to expand")
 
     def child(self, path: str, name: str, data: bytes, depth: int) -> None:
         """Scan a file found inside another (an archive member, an embedded object)."""

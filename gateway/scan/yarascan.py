@@ -74,7 +74,35 @@ def compile_rules(local_dir: str = "") -> RuleSet:
     except yara.Error as exc:
         raise ScanConfigError(f"règles YARA illisibles : {exc}", f"unreadable YARA rules: {exc}"
                               ) from None
+    for path in files:
+        check_meta(path)
     return RuleSet(rules, tuple(str(f) for f in files))
+
+
+_VERDICT_META = re.compile(r"^\s*verdict\s*=\s*(.*?)\s*(?://.*)?$")
+
+
+def check_meta(path: Path) -> None:
+    """A rule's ``verdict`` must be "malicious" or "suspicious": a typo such as
+    "dangerous" is refused with its file and line, never guessed at."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return  # yara just read it; gone since: the next reload says so
+    # comments out, their line breaks kept so that line numbers stay right
+    text = re.sub(r"/\*.*?\*/", lambda c: "\n" * c.group(0).count("\n"), text, flags=re.DOTALL)
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.lstrip().startswith("//"):
+            continue
+        m = _VERDICT_META.match(line)
+        if m is None:
+            continue
+        value = m.group(1).strip('"').lower()
+        if value not in _VERDICTS:
+            raise ScanConfigError(
+                f"verdict inconnu {m.group(1)} : attendu \"malicious\" ou \"suspicious\"",
+                f"unknown verdict {m.group(1)}: expected \"malicious\" or \"suspicious\"",
+                file=str(path), line=number)
 
 
 def match(walk: Walk, ruleset: RuleSet, path: str, data: bytes) -> None:

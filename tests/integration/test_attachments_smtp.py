@@ -4,6 +4,7 @@ through the engine and the policy (the inbound listener arrives with issue 4).""
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import logging
 import os
@@ -25,18 +26,26 @@ from gateway.scan.engine import Scanner, Verdict
 from gateway.testing import CapturingUpstream, GatewayThread, eicar
 from tests.conftest import connect
 from tests.samples_builder import (
+    make_appledouble,
     make_docx,
+    make_docx_from_template,
+    make_nested_zips,
     make_odp,
     make_ods,
     make_odt,
     make_pdf,
     make_pdf_form,
+    make_pdf_form_with_scripts,
     make_pdf_image_only,
+    make_pdf_with_attachment,
     make_png,
     make_pptx,
+    make_restricted_pdf_with_objstm,
     make_rtf,
+    make_url_shortcut,
     make_xlsx,
     make_zip,
+    parse_mail,
 )
 
 MakeGW = Callable[..., GatewayThread]
@@ -181,6 +190,38 @@ async def test_inbound_eicar_in_attached_message_is_held(engine: Engine) -> None
     assert decision.action == "hold"
 
 
+async def test_inbound_eml_attached_as_octet_stream_is_opened_and_held(engine: Engine) -> None:
+    # review of issue 5, item 4: the same forward as a plain file, not message/rfc822
+    inner = EmailMessage()
+    inner["Subject"] = "facture"
+    inner.set_content("voir")
+    inner.add_attachment(make_zip({"facture.exe": b"MZ" + bytes(58) + b"\x40\0\0\0PE\0\0"
+                                   + bytes(200)}), maintype="application", subtype="zip",
+                         filename="facture.zip")
+    raw = mail("camille@cabinet-kine.fr", "Tr: facture", "transfert", [
+        ("facture.eml", inner.as_bytes(), "application/octet-stream")],
+        sender="a@exemple.com")
+    decision = await engine.screen(inbound(raw))
+    assert decision.action == "hold"
+    finding = next(f for f in decision.findings if f.symbol == "ATT_MALICIOUS")
+    assert "facture.eml/facture.zip/facture.exe" in finding.reasons[0].fr
+
+
+async def test_inbound_archive_not_inspected_is_tagged(engine: Engine) -> None:
+    # review of issue 5, item 18: the recipient is told vigie could not look inside
+    raw = mail("camille@cabinet-kine.fr", "Archives", "Ci-joint.", [
+        ("archives.zip", make_nested_zips(7), "application/zip")],
+        sender="Secrétariat <secretariat@exemple.com>")
+    message = inbound(raw)
+    decision = await engine.screen(message)
+    assert decision.symbols == ["ATT_NOT_INSPECTED"]
+    assert decision.action == "tag"
+    out = parse_mail(engine.prepare(message, decision))
+    assert out["Subject"].startswith("[SUSPECT]")
+    body = out.get_body(("plain",))
+    assert body is not None and "niveaux d'imbrication" in body.get_content()
+
+
 # --- ordinary documents of a practice: zero false positive ----------------------------------
 
 JPEG = (bytes.fromhex("ffd8ffe000104a46494600010100000100010000ffdb004300") + bytes(range(64))
@@ -197,6 +238,30 @@ HTML = (b"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Lettre</titl
         b"example/formation\">inscription</a></p><img src=\"cid:logo\" alt=\"\"></body></html>")
 
 
+FACTURX = (b"<?xml version='1.0' encoding='UTF-8'?><rsm:CrossIndustryInvoice xmlns:rsm="
+           b"'urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100'/>")
+
+
+def blank_bmp(width: int, height: int) -> bytes:
+    """An uncompressed 24-bit white page, as a scanner saves it (zips at about 1000:1)."""
+    import struct
+    row = (width * 3 + 3) & ~3
+    pixels = b"\xff" * (row * height)
+    return (struct.pack("<2sIHHI", b"BM", 54 + len(pixels), 0, 0, 54)
+            + struct.pack("<IiiHHIIiiII", 40, width, height, 1, 24, 0, len(pixels), 2835, 2835,
+                          0, 0) + pixels)
+
+
+def deflated_zip(members: dict[str, bytes]) -> bytes:
+    import zipfile
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+@functools.cache
 def ordinary_documents() -> dict[str, bytes]:
     docs = {
         "bilan.pdf": make_pdf(["Bilan de kinésithérapie", "Séance du 6 janvier 2025"]),
@@ -215,6 +280,23 @@ def ordinary_documents() -> dict[str, bytes]:
         "lisez-moi.txt": "Horaires : lundi–vendredi 8 h–19 h\n".encode(),
         "lettre-info.html": HTML,
     }
+    # review of issue 5: what a practice really has (and what was wrongly flagged)
+    docs.update({
+        "cerfa_demande.pdf": make_pdf_form_with_scripts(),  # field scripts K/F/V/C
+        "cerfa_compresse.pdf": make_pdf_form_with_scripts(compress=True,
+                                                          open_action=b"[3 0 R /Fit]"),
+        "facture-facturx.pdf": make_pdf_with_attachment(["Facture 2025-001"], "factur-x.xml",
+                                                        FACTURX),
+        "courrier-modele.docx": make_docx_from_template(
+            "file:///C:/Users/secretariat/AppData/Roaming/Microsoft/Templates/"
+            "Courrier%20cabinet.dotm", ["Cher confrère,"]),
+        "._radio.jpg": make_appledouble(),
+        "Ameli.url": make_url_shortcut("https://www.ameli.fr/"),
+        "vide.pdf": b"",
+        "releve-securise.pdf": make_restricted_pdf_with_objstm(b"/OpenAction [3 0 R /Fit]"),
+        "ancien-courrier.doc": make_docx(["Courrier enregistré en .doc"]),
+        "scans-ordonnances.zip": deflated_zip({"ordonnance-scannee.bmp": blank_bmp(2480, 3508)}),
+    })
     docs["dossier.zip"] = make_zip(dict(list(docs.items())[:10]))
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tf:
