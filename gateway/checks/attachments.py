@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Sequence
 
 from gateway.config import Config, ConfigError
+from gateway.detect.hygiene import header_fields
 from gateway.detect.nir import mask_numbers
 from gateway.model import Direction, Message
 from gateway.scan.engine import FileFinding, FileReport, ScanConfigError, Scanner, Verdict
@@ -28,6 +30,21 @@ log = logging.getLogger("vigie.scan")
 SYMBOLS = {Verdict.MALICIOUS: "ATT_MALICIOUS", Verdict.SUSPICIOUS: "ATT_SUSPICIOUS",
            Verdict.NOT_INSPECTED: "ATT_NOT_INSPECTED", Verdict.ERROR: "ATT_ERROR"}
 SHOWN = 5  # reasons listed per level, then "(+N)": a refusal must stay readable
+
+
+_TEXT_TYPE = re.compile(rb"^\s*text/(?:plain|html)\s*(?:;|$)", re.IGNORECASE)
+
+
+def _plain_text_only(header: bytes) -> bool:
+    """A single text/plain or text/html body with no file name and no attachment
+    disposition (most mail): nothing to scan, told from the header alone."""
+    fields, _ = header_fields(header)
+    kinds = [v for n, v in fields if n == "content-type"]
+    if len(kinds) > 1 or (kinds and not _TEXT_TYPE.match(kinds[0])):
+        return False
+    if kinds and re.search(rb"\bname\*?\s*=", kinds[0], re.IGNORECASE):
+        return False
+    return not any(n == "content-disposition" for n, _ in fields)
 
 
 class AttachmentCheck:
@@ -59,6 +76,8 @@ class AttachmentCheck:
                       str(exc).replace("\n", " / "))
 
     async def run(self, message: Message) -> list[Finding]:
+        if _plain_text_only(message.header_bytes):
+            return []  # one text part and nothing attached: no MIME parse needed
         files = list(attachments(message.parsed))
         if not files:
             return []

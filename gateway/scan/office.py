@@ -5,19 +5,15 @@ package members are read with the same bounded reader as archives."""
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import re
+import types
 import warnings
 import zipfile
 from collections.abc import Iterable
-
-with warnings.catch_warnings():
-    # olevba builds its grammar with pyparsing names deprecated since pyparsing 3
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import olefile  # type: ignore[import-untyped]
-    from oletools import crypto, msodde, oleobj, rtfobj, xls_parser
-    from oletools.olevba import VBA_Parser
+from typing import Any
 
 from gateway.scan.archives import encrypted, member_bytes, unreadable, zlib_error
 from gateway.scan.report import Verdict
@@ -27,6 +23,20 @@ from gateway.scan.walk import Stop, Walk
 for _name in ("olevba", "oletools", "olefile", "rtfobj", "oleobj", "msodde", "crypto",
               "ppt_parser", "xls_parser", "record_base", "ooxml", "oleform"):
     logging.getLogger(_name).setLevel(logging.CRITICAL)
+
+@functools.cache
+def _ole() -> Any:
+    """oletools and olefile, imported when the first Office or RTF file is looked at:
+    some 15 MB of modules that most mail never needs (start-up memory of the gateway)."""
+    with warnings.catch_warnings():
+        # olevba builds its grammar with pyparsing names deprecated since pyparsing 3
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import olefile  # type: ignore[import-untyped]
+        from oletools import crypto, msodde, oleobj, rtfobj, xls_parser
+        from oletools.olevba import VBA_Parser
+    return types.SimpleNamespace(olefile=olefile, crypto=crypto, msodde=msodde, oleobj=oleobj,
+                                 rtfobj=rtfobj, xls_parser=xls_parser, VBA_Parser=VBA_Parser)
+
 
 EQUATION_CLSIDS = frozenset({"0002CE02-0000-0000-C000-000000000046",
                              "0002CE03-0000-0000-C000-000000000046"})
@@ -60,7 +70,7 @@ _EXEC_WORDS = ("shell", "wscript", "createobject", "powershell", "urldownloadtof
 def macros(walk: Walk, path: str, data: bytes, name: str) -> None:
     """VBA and XLM macros, through olevba; auto-run + dangerous calls is malicious."""
     try:
-        parser = VBA_Parser(name or "document", data=data)
+        parser = _ole().VBA_Parser(name or "document", data=data)
     except _OLE_ERRORS:
         return
     except Exception:  # olevba raises its own kinds on files it does not know
@@ -200,9 +210,9 @@ def _xlsb_dde(content: bytes, name: str) -> bool:
     try:
         stream = io.BytesIO(content)
         stream.size = len(content)  # type: ignore[attr-defined]  # what oletools reads
-        for record in xls_parser.parse_xlsb_part(stream, None, name):
-            if (isinstance(record, xls_parser.XlsbBeginSupBook)
-                    and record.link_type == xls_parser.XlsbBeginSupBook.LINK_TYPE_DDE):
+        for record in _ole().xls_parser.parse_xlsb_part(stream, None, name):
+            if (isinstance(record, _ole().xls_parser.XlsbBeginSupBook)
+                    and record.link_type == _ole().xls_parser.XlsbBeginSupBook.LINK_TYPE_DDE):
                 return True
     except Exception:  # oletools' record parser on a broken part
         return False
@@ -286,13 +296,13 @@ def scan_package(walk: Walk, path: str, data: bytes, depth: int, kind: str) -> N
 
 def scan_ole(walk: Walk, path: str, data: bytes, depth: int) -> None:
     try:
-        ole = olefile.OleFileIO(data)
+        ole = _ole().olefile.OleFileIO(data)
     except _OLE_ERRORS:
         unreadable(walk, path, "document OLE", "OLE document")
         return
     try:
         try:
-            locked = crypto.is_encrypted(ole)
+            locked = _ole().crypto.is_encrypted(ole)
         except _OLE_ERRORS:
             locked = False
         if locked:
@@ -310,7 +320,7 @@ def scan_ole(walk: Walk, path: str, data: bytes, depth: int) -> None:
         if ole.exists("WordDocument"):
             try:
                 # Word 2013 and later store field codes in UTF-16: drop the zero bytes
-                dde_text = str(msodde.process_doc(ole) or "").replace("\x00", "")
+                dde_text = str(_ole().msodde.process_doc(ole) or "").replace("\x00", "")
             except _OLE_ERRORS:
                 dde_text = ""
         packages: list[tuple[str, bytes]] = []
@@ -341,7 +351,7 @@ def _ppt_packages(walk: Walk, path: str, data: bytes) -> list[tuple[str, bytes]]
     """Files embedded in PowerPoint 97 slides (OLE objects stored compressed in records)."""
     out: list[tuple[str, bytes]] = []
     try:
-        for sub in oleobj.find_ole_in_ppt(data):
+        for sub in _ole().oleobj.find_ole_in_ppt(data):
             walk.check_time(path)
             for entry in sub.listdir():
                 if entry[-1] != "\x01Ole10Native":
@@ -358,7 +368,7 @@ def _ppt_packages(walk: Walk, path: str, data: bytes) -> list[tuple[str, bytes]]
 
 def _native(stream: bytes) -> tuple[str, bytes]:
     try:
-        native = oleobj.OleNativeStream(bindata=stream)
+        native = _ole().oleobj.OleNativeStream(bindata=stream)
     except _OLE_ERRORS:
         return "", b""
     name = native.filename or ""
@@ -386,7 +396,7 @@ def scan_rtf(walk: Walk, path: str, data: bytes, depth: int) -> None:
                  "template loaded from the Internet when opened (remote template injection)",
                  path)
     try:
-        parser = rtfobj.RtfObjParser(data)
+        parser = _ole().rtfobj.RtfObjParser(data)
         parser.parse()
     except _OLE_ERRORS:
         unreadable(walk, path, "document RTF", "RTF document")

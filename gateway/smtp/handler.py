@@ -458,7 +458,8 @@ class SubmissionHandler:
         envelope sender or the From address (mailing lists and newsletters change
         their envelope sender from one mail to the next)."""
         env = message.envelope
-        if self.quarantine is None:
+        # what an allowed sender skips (engine.ALLOW_SKIPS) is only looked at inbound
+        if self.quarantine is None or env.direction is not Direction.INBOUND:
             return False
         fields, _ = header_fields(message.header_bytes)
         values = [v.decode("utf-8", "replace") for n, v in fields if n == "from"]
