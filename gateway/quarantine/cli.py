@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from gateway.config import Config, load
 from gateway.quarantine import actions, digest, signal_spam
+from gateway.quarantine.display import visible
 from gateway.quarantine.reasons import CATEGORY_TITLES
 from gateway.quarantine.service import Quarantine
 from gateway.quarantine.store import CATEGORIES, STATUSES, QuarantineError
@@ -95,9 +96,9 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
                 when = datetime.fromtimestamp(s.received_at, tz).strftime("%d/%m/%Y %H:%M")
                 where = (f"→ {', '.join(s.rcpt_domains)}" if s.direction == "outbound"
                          else f"« {s.subject or ''} »")
-                print(f"{s.id}  {when}  {s.direction:8}  {s.status:8}  "
-                      f"{CATEGORY_TITLES[s.category].fr}\n    {s.sender}  {where}\n    "
-                      + "; ".join(r.fr for r in s.reasons))
+                print(visible(f"{s.id}  {when}  {s.direction:8}  {s.status:8}  "
+                              f"{CATEGORY_TITLES[s.category].fr}\n    {s.sender}  {where}\n"
+                              "    " + "; ".join(r.fr for r in s.reasons)))
             if total > len(items):
                 print(f"… {total - len(items)} de plus / more (--limit)")
             return EXIT_OK

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from gateway.config import Config
 from gateway.policy import Reply
+from gateway.quarantine.display import visible
 from gateway.quarantine.reasons import CATEGORY_TITLES
 from gateway.quarantine.service import Quarantine
 from gateway.quarantine.store import CATEGORIES, HeldSummary
@@ -139,6 +140,7 @@ def render(lines: Sequence[DigestLine], *, since: float, until: float, tz: ZoneI
             elif s.subject:
                 fields.append((t["subject"], s.subject))
             fields += [(t["date"], _when(s.received_at, tz)), (t["why"], reasons)]
+            fields = [(k, visible(v)) for k, v in fields]  # no RLO trick in a name
             text.append("")
             for k, v in fields:
                 text.append(f"  {k}{sep}{v}")

@@ -23,9 +23,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 import jinja2
+import markupsafe
 from aiohttp import web
 
 from gateway.config import Config
+from gateway.quarantine.display import visible
 from gateway.dns import Resolver
 from gateway.users import UserError, UsersFile
 from gateway.web import health, usb
@@ -76,8 +78,19 @@ def _templates() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True, lstrip_blocks=True,
         auto_reload=False,  # templates are package data: no stat() per page
+        finalize=_finalize,
     )
     return env
+
+
+def _finalize(value: Any) -> Any:
+    """Every printed value: direction controls (RLO…) of a file name, subject or
+    sender made visible, so «ordonnance.pdf\u202egpj.exe» cannot pass for a PDF."""
+    if isinstance(value, markupsafe.Markup):
+        return markupsafe.Markup(visible(str(value)))
+    if isinstance(value, str):
+        return visible(value)
+    return value
 
 
 def _size(n: int) -> str:

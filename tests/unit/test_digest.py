@@ -212,3 +212,21 @@ def test_next_run_other_zone() -> None:
     now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
     assert digest.next_run(now, "08:00", ZoneInfo("America/Cayenne")) == datetime(
         2026, 11, 30, 11, 0, tzinfo=UTC)
+
+
+async def test_direction_controls_are_made_visible_in_both_parts(cfg: Config) -> None:
+    q = Quarantine.open(cfg)
+    try:
+        raw = make_message(sender="a@example.org", to="camille@cabinet-kine.fr",
+                           subject="ordonnance.pdf\u202egpj.exe", body="x\r\n")
+        message = Message(raw, Envelope("a\u202e@example.org", ["camille@cabinet-kine.fr"],
+                                        Direction.INBOUND, queue_id="RLO0000001"))
+        meta = hold_meta(message, ["SPAM_LIKE"])
+        await q.store.hold(raw, dataclasses.replace(meta, received_at=DAY_START))
+        d = await digest.build(q, cfg, since=DAY_START - 60, until=DAY_START + 60)
+    finally:
+        q.close()
+    for part in (d.text, d.html):
+        assert "\u202e" not in part
+        assert "ordonnance.pdf«U+202E»gpj.exe" in part
+        assert "a«U+202E»@example.org" in part

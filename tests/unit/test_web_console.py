@@ -694,3 +694,29 @@ async def test_a_report_link_for_outbound_mail_is_refused_and_english_is_availab
     assert "Mail sent by the practice is not reported as spam" in await resp.text()
     assert backend.acted == []
     assert backend.tokens[token][3] is False  # not used up by a refusal
+
+
+# --- review fixes (fix6) ------------------------------------------------------
+
+RLO_FILE = "ordonnance.pdf\u202egpj.exe"
+
+
+async def test_direction_controls_are_shown_not_obeyed(env: Env) -> None:
+    """An RLO in a file name, subject or sender must not make «.exe» pass for «.jpg»:
+    every page (list, message, one-click confirmation) shows it as a visible marker."""
+    client, backend, *_ = env
+    raw = mail("Facture\u202e fdp.exe", "corps",
+               attachment=(RLO_FILE, b"MZ" + b"\x00" * 100, "application/pdf"))
+    backend.add(held("M1", subject="Facture\u202e fdp.exe",
+                     sender="exp\u2067@example.org"), raw)
+    token = one_click(backend)
+    pages = [await (await client.get(f"/a/{token}")).text()]
+    await login(client)
+    for path in ("/messages", "/messages/M1"):
+        pages.append(await (await client.get(path)).text())
+    for page in pages:
+        for control in "\u202e\u2067\u200e\u200f\u202a\u202b\u202c\u202d\u2066\u2068\u2069":
+            assert control not in page
+        assert "Facture«U+202E» fdp.exe" in page
+    assert "ordonnance.pdf«U+202E»gpj.exe" in pages[-1]
+    assert "exp«U+2067»@example.org" in pages[-1]
