@@ -60,7 +60,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
         now = time.time()
         since = now - hours * 3600
         if args.dry_run:
-            d = await digest.build(q, cfg, since=since, until=now)
+            d = await digest.build(q, cfg, since=since, until=now, dry_run=True)
             print(d.text if not args.html else d.html)
             return EXIT_OK
         from gateway.smtp.server import Gateway

@@ -197,11 +197,17 @@ def public_url(cfg: Config) -> str:
 MAX_LINES = 200
 
 
+DRY_RUN_TOKEN = "LIEN-D-EXEMPLE-inactif-dry-run"
+
+
 async def build(quarantine: Quarantine, cfg: Config, *, since: float, until: float,
-                limit: int = 5000, max_lines: int = MAX_LINES) -> Digest:
+                limit: int = 5000, max_lines: int = MAX_LINES,
+                dry_run: bool = False) -> Digest:
     """The digest of messages held in [since, until) and still held; issues the links'
     tokens (up to four per message) in one transaction. A mail can only be so long:
-    beyond ``max_lines`` messages the digest says how many more the console lists."""
+    beyond ``max_lines`` messages the digest says how many more the console lists.
+    ``dry_run`` (``vigie digest --dry-run``): placeholder links, no token issued — a
+    printed digest must not carry working 7-day release links."""
     items, _ = await quarantine.store.list(status="held", since=since, until=until,
                                            limit=limit)
     # list() is capped per page: read on for large days
@@ -218,7 +224,10 @@ async def build(quarantine: Quarantine, cfg: Config, *, since: float, until: flo
     items = items[:max_lines]
     base = public_url(cfg)
     lines: list[DigestLine] = []
-    if base and items:
+    if base and items and dry_run:
+        lines = [DigestLine(s, {a: f"{base}/a/{DRY_RUN_TOKEN}" for a in actions_for(s)})
+                 for s in items]
+    elif base and items:
         pairs = [(s.id, a) for s in items for a in actions_for(s)]
         tokens = iter(await quarantine.tokens.issue_many(pairs))
         for s in items:

@@ -230,3 +230,14 @@ async def test_direction_controls_are_made_visible_in_both_parts(cfg: Config) ->
         assert "\u202e" not in part
         assert "ordonnance.pdf«U+202E»gpj.exe" in part
         assert "a«U+202E»@example.org" in part
+
+
+async def test_a_dry_run_prints_placeholder_links_and_stores_no_token(
+        day: Quarantine, cfg: Config) -> None:
+    d = await digest.build(day, cfg, since=DAY_START - 60, until=DAY_START + 86400,
+                           dry_run=True)
+    assert d.count == 5
+    assert f"/a/{digest.DRY_RUN_TOKEN}" in d.text
+    assert not re.findall(r"/a/([A-Za-z0-9_-]{43})\b", d.text)
+    count = day.store.db.call(lambda c: c.execute("SELECT count(*) FROM tokens").fetchone())
+    assert count == (0,)
