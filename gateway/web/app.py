@@ -633,6 +633,8 @@ class Console:
         if isinstance(info, TokenError):
             return self._token_problem(request, info)
         outcome = await self.backend.act(info.message_id, action, DIGEST_WHO)
+        if not outcome.ok:  # nothing done (next hop refused for now…): the link still works
+            await self.backend.restore_token(token)
         log.info("one-click: %s on %s: %s", action, info.message_id,
                  "ok" if outcome.ok else "failed")
         return self.render(request, "done.html", status=200 if outcome.ok else 502,

@@ -110,6 +110,10 @@ class Backend(Protocol):
 
     async def consume_token(self, token: str, action: Action) -> TokenInfo | TokenError: ...
 
+    async def restore_token(self, token: str) -> None:
+        """Give back a token whose action did not succeed (the link works again)."""
+        ...
+
     async def audit(self, event: str, who: str, message_id: str = "",
                     **details: Any) -> None: ...
 

@@ -207,8 +207,10 @@ STRINGS: dict[str, tuple[str, str]] = {
         "This confirmation page is too old. Nothing was done. Open the digest link again "
         "and click again."),
     "oc.retry": (
-        "Ce lien a servi : pour réessayer, ouvrez la console de vigie (Messages retenus).",
-        "This link has been used: to try again, open the vigie console (Held messages)."),
+        "Le message est toujours retenu et ce lien reste valable : réessayez plus tard, "
+        "ou ouvrez la console de vigie (Messages retenus).",
+        "The message is still held and this link still works: try again later, or open "
+        "the vigie console (Held messages)."),
     "oc.done.title": ("C'est fait", "Done"),
     "oc.failed.title": ("L'action n'a pas abouti", "The action did not succeed"),
     "footer": ("vigie — passerelle de sécurité du cabinet", "vigie — the practice's mail gateway"),

@@ -166,6 +166,9 @@ class QuarantineBackend:
             return _token_problem(exc)
         return TokenInfo(message_id, action)
 
+    async def restore_token(self, token: str) -> None:
+        await self.q.tokens.restore(token)
+
     async def audit(self, event: str, who: str, message_id: str = "", **details: Any
                     ) -> None:
         await self.q.audit.record(event, who, message_id or None, **details)

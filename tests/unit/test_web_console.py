@@ -120,6 +120,10 @@ class MemoryBackend:
         self.tokens[token] = (info.message_id, action, self.tokens[token][2], True)
         return info
 
+    async def restore_token(self, token: str) -> None:
+        message_id, action, expires, _ = self.tokens[token]
+        self.tokens[token] = (message_id, action, expires, False)
+
     async def audit(self, event: str, who: str, message_id: str = "", **details: Any
                     ) -> None:
         self.events.append((event, who, message_id, details))
