@@ -60,7 +60,8 @@ def cmd_digest(args: argparse.Namespace) -> int:
         now = time.time()
         since = now - hours * 3600
         if args.dry_run:
-            d = await digest.build(q, cfg, since=since, until=now, dry_run=True)
+            d = await digest.build(q, cfg, since=since, until=now, dry_run=True,
+                                   earlier=True)
             print(d.text if not args.html else d.html)
             return EXIT_OK
         from gateway.smtp.server import Gateway

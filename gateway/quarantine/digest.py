@@ -56,6 +56,7 @@ _TEXT = {
         "other_lang": "vigie's daily summary of held mail; in English: [digest] language = "
                       "\"en\".",
         "id": "identifiant",
+        "earlier": "Toujours retenus depuis les jours précédents",
         "more": "… et {more} autre(s) message(s) retenu(s) : voyez la console de vigie "
                 "(« vigie quarantine list »).",
     },
@@ -74,6 +75,7 @@ _TEXT = {
                   "messages are erased after {retention} days.",
         "other_lang": "Résumé quotidien de vigie ([digest] language = \"fr\" pour le français).",
         "id": "id",
+        "earlier": "Still held from earlier days",
         "more": "… and {more} more held message(s): see the vigie console "
                 "('vigie quarantine list').",
     },
@@ -122,12 +124,18 @@ def render(lines: Sequence[DigestLine], *, since: float, until: float, tz: ZoneI
     text.append(intro)
     out.append(f"<p>{html.escape(intro)}</p>")
     has_links = any(line.links for line in lines)
+    recent = [line for line in lines if line.summary.received_at >= since]
+    older = [line for line in lines if line.summary.received_at < since]
+    sections: list[tuple[str, list[DigestLine]]] = []
     for category in CATEGORIES:
-        group = [line for line in lines if line.summary.category == category]
+        group = [line for line in recent if line.summary.category == category]
+        title = CATEGORY_TITLES[category]
+        sections.append(((title.en if lang == "en" else title.fr), group))
+    sections.append((t["earlier"], older))  # a failed release is not forgotten
+    for title_text, group in sections:
         if not group:
             continue
-        title = CATEGORY_TITLES[category]
-        heading = (title.en if lang == "en" else title.fr) + f" ({len(group)})"
+        heading = title_text + f" ({len(group)})"
         text += ["", heading, "=" * len(heading)]
         out.append(f"<h2 style=\"font-size:18px;border-bottom:1px solid #ccc\">"
                    f"{html.escape(heading)}</h2>")
@@ -202,24 +210,27 @@ DRY_RUN_TOKEN = "LIEN-D-EXEMPLE-inactif-dry-run"
 
 async def build(quarantine: Quarantine, cfg: Config, *, since: float, until: float,
                 limit: int = 5000, max_lines: int = MAX_LINES,
-                dry_run: bool = False) -> Digest:
+                dry_run: bool = False, earlier: bool = False) -> Digest:
     """The digest of messages held in [since, until) and still held; issues the links'
     tokens (up to four per message) in one transaction. A mail can only be so long:
     beyond ``max_lines`` messages the digest says how many more the console lists.
+    ``earlier``: messages held before ``since`` and still held come too, in their own
+    section (the daily digest: a release that failed must come back, not vanish).
     ``dry_run`` (``vigie digest --dry-run``): placeholder links, no token issued — a
     printed digest must not carry working 7-day release links."""
-    items, _ = await quarantine.store.list(status="held", since=since, until=until,
+    first = None if earlier else since
+    items, _ = await quarantine.store.list(status="held", since=first, until=until,
                                            limit=limit)
     # list() is capped per page: read on for large days
     while len(items) < limit:
-        page, total = await quarantine.store.list(status="held", since=since, until=until,
+        page, total = await quarantine.store.list(status="held", since=first, until=until,
                                                   limit=1000, offset=len(items))
         if not page:
             break
         items += page
         if len(items) >= total:
             break
-    items.sort(key=lambda s: s.received_at)
+    items.sort(key=lambda s: (s.received_at < since, s.received_at))  # the period first
     more = max(0, len(items) - max_lines)
     items = items[:max_lines]
     base = public_url(cfg)
@@ -303,7 +314,7 @@ async def run_digest(quarantine: Quarantine, cfg: Config, hop_factory: HopFactor
     if not cfg.digest.recipients:
         return SendOutcome(False, 0, fr="aucun destinataire ([digest] recipients)",
                            en="no recipients ([digest] recipients)")
-    digest = await build(quarantine, cfg, since=start, until=until)
+    digest = await build(quarantine, cfg, since=start, until=until, earlier=True)
     if digest.count == 0 and not (cfg.digest.send_empty or force):
         log.info("digest: nothing held, nothing sent")
         return SendOutcome(False, 0, fr="aucun message retenu : rien envoyé",

@@ -241,3 +241,17 @@ async def test_a_dry_run_prints_placeholder_links_and_stores_no_token(
     assert not re.findall(r"/a/([A-Za-z0-9_-]{43})\b", d.text)
     count = day.store.db.call(lambda c: c.execute("SELECT count(*) FROM tokens").fetchone())
     assert count == (0,)
+
+
+async def test_messages_still_held_from_earlier_days_come_back(day: Quarantine,
+                                                               cfg: Config) -> None:
+    """A release that failed (or was never clicked) must not vanish from the digests."""
+    since = DAY_START + 3 * 3600 - 1
+    d = await digest.build(day, cfg, since=since, until=DAY_START + 86400, earlier=True)
+    assert d.count == 5
+    older = d.text.index("Toujours retenus depuis les jours précédents (3)")
+    assert d.text.index("Ressemble à du spam (1)") < older
+    assert len(re.findall(r"/a/[A-Za-z0-9_-]{43}", d.text[older:])) == 3 * 2
+    await day.store.set_status("DAY0000000", "released")
+    d = await digest.build(day, cfg, since=since, until=DAY_START + 86400, earlier=True)
+    assert "Toujours retenus depuis les jours précédents (2)" in d.text
