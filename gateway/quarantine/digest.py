@@ -205,7 +205,7 @@ def public_url(cfg: Config) -> str:
 MAX_LINES = 200
 
 
-DRY_RUN_TOKEN = "LIEN-D-EXEMPLE-inactif-dry-run"
+DRY_RUN_TOKEN = "LIEN-D-EXEMPLE-inactif-dry-run"  # noqa: S105 - a placeholder
 
 
 async def build(quarantine: Quarantine, cfg: Config, *, since: float, until: float,

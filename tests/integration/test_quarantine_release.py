@@ -7,8 +7,8 @@ import asyncio
 import dataclasses
 import email
 import email.policy
-import socket
 import re
+import socket
 import subprocess
 import sys
 import time

@@ -104,13 +104,61 @@ async def test_key_file_is_private_and_a_wrong_key_is_a_clear_error(cfg: Config)
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     cfg.quarantine.key = base64.b64encode(b"k" * 32).decode()
     other = Quarantine.open(cfg)
-    with pytest.raises(QuarantineKeyError, match="mauvaise clé"):
+    with pytest.raises(QuarantineKeyError, match="pas la clé qui a chiffré") as caught:
         await other.store.open(mid)
+    assert "VIGIE_QUARANTINE_KEY" in str(caught.value)
+    assert "configuration invalide" not in str(caught.value)
     other.close()
     key.write_text("not base64 at all")
     cfg.quarantine.key = ""
     with pytest.raises(ConfigError, match="clé de quarantaine invalide"):
         Quarantine.open(cfg)
+
+
+async def test_a_lost_key_file_is_not_replaced_when_something_is_sealed(
+        cfg: Config) -> None:
+    q = Quarantine.open(cfg)
+    await q.store.hold(b"Subject: a\r\n\r\nx\r\n", outbound())
+    q.close()
+    key = cfg.data_dir / "quarantine.key"
+    key.unlink()
+    with pytest.raises(QuarantineKeyError) as caught:
+        Quarantine.open(cfg)
+    text = str(caught.value)
+    assert str(key) in text and "sauvegarde" in text and "backup" in text
+    assert "configuration invalide" not in text
+    assert not key.exists()
+
+
+async def test_a_lost_key_file_is_not_replaced_when_a_secret_is_saved(cfg: Config) -> None:
+    q = Quarantine.open(cfg)
+    await q.secrets.put("signal_spam", b"login:password")
+    q.close()
+    (cfg.data_dir / "quarantine.key").unlink()
+    with pytest.raises(QuarantineKeyError, match="ne crée pas de nouvelle clé"):
+        Quarantine.open(cfg)
+    assert not (cfg.data_dir / "quarantine.key").exists()
+
+
+def test_the_folders_of_a_configured_key_file_are_never_created(cfg: Config,
+                                                                  tmp_path: Path) -> None:
+    cfg.quarantine.key_file = str(tmp_path / "nonexistent" / "dir" / "q.key")
+    with pytest.raises(QuarantineKeyError, match="n'existe pas"):
+        Quarantine.open(cfg)
+    assert not (tmp_path / "nonexistent").exists()
+    (tmp_path / "keys").mkdir()
+    cfg.quarantine.key_file = str(tmp_path / "keys" / "q.key")
+    Quarantine.open(cfg).close()  # an existing folder: the first start creates the key
+    assert stat.S_IMODE((tmp_path / "keys" / "q.key").stat().st_mode) == 0o600
+
+
+def test_a_key_file_readable_by_others_is_warned_about(
+        cfg: Config, caplog: pytest.LogCaptureFixture) -> None:
+    Quarantine.open(cfg).close()
+    key = cfg.data_dir / "quarantine.key"
+    key.chmod(0o644)
+    Quarantine.open(cfg).close()
+    assert "chmod 600" in caplog.text and str(key) in caplog.text
 
 
 def test_key_from_the_environment(tmp_path: Path) -> None:
