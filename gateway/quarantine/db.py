@@ -19,7 +19,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS held (
@@ -38,7 +38,9 @@ CREATE TABLE IF NOT EXISTS held (
     status TEXT NOT NULL DEFAULT 'held',
     status_at REAL,
     status_by TEXT,
-    release_reply TEXT
+    release_reply TEXT,
+    evidence TEXT NOT NULL DEFAULT '[]',
+    from_header TEXT
 );
 CREATE INDEX IF NOT EXISTS held_received ON held (received_at);
 CREATE INDEX IF NOT EXISTS held_status_received ON held (status, received_at);
@@ -66,6 +68,18 @@ CREATE TABLE IF NOT EXISTS secrets (
 """
 
 
+# columns added after version 1: (name, definition)
+_ADDED = (("evidence", "TEXT NOT NULL DEFAULT '[]'"), ("from_header", "TEXT"))
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Add the columns a database made by an older vigie lacks."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(held)")}
+    for name, definition in _ADDED:
+        if name not in have:
+            conn.execute(f"ALTER TABLE held ADD COLUMN {name} {definition}")
+
+
 class Database:
     """A SQLite file opened once, every statement run on its own single thread."""
 
@@ -84,6 +98,7 @@ class Database:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=10000")
             conn.executescript(_SCHEMA)
+            _migrate(conn)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self.path.chmod(0o600)
             self._conn = conn

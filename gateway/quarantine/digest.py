@@ -45,7 +45,8 @@ _TEXT = {
         "subject_none": "vigie : aucun message retenu",
         "intro": "Messages retenus par vigie du {start} au {end} ({n}).",
         "none": "Aucun message n'a été retenu du {start} au {end}.",
-        "from": "De", "to": "Vers", "subject": "Objet", "date": "Reçu le", "why": "Raisons",
+        "from": "De", "envelope": "Expéditeur de l'enveloppe", "size": "Taille",
+        "to": "Vers", "subject": "Objet", "date": "Reçu le", "why": "Raisons",
         "outbound": "envoi du cabinet", "inbound": "reçu",
         "no_links": "Les boutons d'action demandent l'adresse de la console ([digest] "
                     "public_url ou [web] public_url) : agissez depuis « vigie quarantine ».",
@@ -65,7 +66,8 @@ _TEXT = {
         "subject_none": "vigie: no message held",
         "intro": "Messages held by vigie from {start} to {end} ({n}).",
         "none": "No message was held from {start} to {end}.",
-        "from": "From", "to": "To", "subject": "Subject", "date": "Received", "why": "Reasons",
+        "from": "From", "envelope": "Envelope sender", "size": "Size",
+        "to": "To", "subject": "Subject", "date": "Received", "why": "Reasons",
         "outbound": "sent by the practice", "inbound": "received",
         "no_links": "The action buttons need the console's address ([digest] public_url or "
                     "[web] public_url): act with 'vigie quarantine'.",
@@ -98,8 +100,18 @@ class Digest:
     until: float
 
 
-def _when(ts: float, tz: ZoneInfo) -> str:
-    return datetime.fromtimestamp(ts, tz).strftime("%d/%m/%Y %H:%M")
+def _when(ts: float, tz: ZoneInfo, *, seconds: bool = False) -> str:
+    return datetime.fromtimestamp(ts, tz).strftime("%d/%m/%Y %H:%M:%S" if seconds
+                                                   else "%d/%m/%Y %H:%M")
+
+
+def _size(n: int, lang: str) -> str:
+    unit = ("B", "KB", "MB") if lang == "en" else ("o", "Ko", "Mo")
+    if n >= 1024 * 1024:
+        return f"{n / 1024 / 1024:.1f} {unit[2]}"
+    if n >= 1024:
+        return f"{n / 1024:.0f} {unit[1]}"
+    return f"{n} {unit[0]}"
 
 
 def render(lines: Sequence[DigestLine], *, since: float, until: float, tz: ZoneInfo,
@@ -142,12 +154,20 @@ def render(lines: Sequence[DigestLine], *, since: float, until: float, tz: ZoneI
         for line in group:
             s = line.summary
             reasons = "; ".join(r.en if lang == "en" else r.fr for r in s.reasons) or "-"
-            fields = [(t["from"], s.sender or "<>")]
+            # the From: header is what a forger fakes and what the reader knows; the
+            # envelope sender comes second
+            if s.from_header and s.direction == "inbound":
+                fields = [(t["from"], s.from_header), (t["envelope"], s.sender or "<>")]
+            else:
+                fields = [(t["from"], s.sender or "<>")]
             if s.direction == "outbound":
                 fields.append((t["to"], ", ".join(s.rcpt_domains) + f" ({t['outbound']})"))
             elif s.subject:
                 fields.append((t["subject"], s.subject))
-            fields += [(t["date"], _when(s.received_at, tz)), (t["why"], reasons)]
+            # to the second, with the size: two mails to gmail.com in the same minute
+            # must not look alike
+            fields += [(t["date"], _when(s.received_at, tz, seconds=True)),
+                       (t["size"], _size(s.size, lang)), (t["why"], reasons)]
             fields = [(k, visible(v)) for k, v in fields]  # no RLO trick in a name
             text.append("")
             for k, v in fields:

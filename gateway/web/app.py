@@ -93,12 +93,13 @@ def _finalize(value: Any) -> Any:
     return value
 
 
-def _size(n: int) -> str:
+def _size(n: int, lang: str = "fr") -> str:
+    unit = ("B", "KB", "MB") if lang == "en" else ("o", "Ko", "Mo")
     if n >= 1024 * 1024:
-        return f"{n / 1024 / 1024:.1f} Mo"
+        return f"{n / 1024 / 1024:.1f} {unit[2]}"
     if n >= 1024:
-        return f"{n / 1024:.0f} Ko"
-    return f"{n} o"
+        return f"{n / 1024:.0f} {unit[1]}"
+    return f"{n} {unit[0]}"
 
 
 def _safe_next(value: str | None) -> str:
@@ -250,8 +251,9 @@ class Console:
         lang: Lang = request.get(LANG, "fr")
         return translate(lang, key, **values)
 
-    def local_time(self, stamp: float) -> str:
-        return datetime.datetime.fromtimestamp(stamp, self.tz).strftime("%d/%m/%Y %H:%M")
+    def local_time(self, stamp: float, *, seconds: bool = False) -> str:
+        return datetime.datetime.fromtimestamp(stamp, self.tz).strftime(
+            "%d/%m/%Y %H:%M:%S" if seconds else "%d/%m/%Y %H:%M")
 
     def render(self, request: web.Request, template: str, *, status: int = 200,
                **context: Any) -> web.Response:
@@ -272,7 +274,8 @@ class Console:
         query["lang"] = other
         html = self.templates.get_template(template).render(
             t=t, lang=lang, reason=reason, session=session, flash=flash,
-            user=session.user if session else None, size=_size, when=self.local_time,
+            user=session.user if session else None, size=lambda n: _size(n, lang),
+            when=self.local_time,
             lang_url=f"{request.path}?{urlencode(query)}", **context)
         return web.Response(text=html, content_type="text/html", charset="utf-8",
                             status=status)

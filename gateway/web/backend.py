@@ -36,6 +36,7 @@ class Held:
     status: str  # "held" | "released" | "deleted" | "reported" | "purged"
     release_reply: str | None = None
     evidence: list[str] = field(default_factory=list)  # masked by the checks
+    from_header: str | None = None  # the From: header (what the reader sees)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ def _held(s: HeldSummary) -> Held:
                 rcpt_domains=list(s.rcpt_domains), subject=s.subject, size=s.size,
                 symbols=list(s.symbols), reasons=list(s.reasons), category=s.category,
                 status=s.status, release_reply=s.release_reply,
-                evidence=list(getattr(s, "evidence", []) or []))
+                evidence=list(s.evidence), from_header=s.from_header)
 
 
 def _token_problem(exc: QTokenError) -> TokenError:

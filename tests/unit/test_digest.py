@@ -255,3 +255,21 @@ async def test_messages_still_held_from_earlier_days_come_back(day: Quarantine,
     await day.store.set_status("DAY0000000", "released")
     d = await digest.build(day, cfg, since=since, until=DAY_START + 86400, earlier=True)
     assert "Toujours retenus depuis les jours précédents (2)" in d.text
+
+
+async def test_inbound_lines_show_the_from_header_then_the_envelope(cfg: Config) -> None:
+    """A forged «Dr Paul Martin» showed as «De : bob@example.org»."""
+    q = Quarantine.open(cfg)
+    try:
+        raw = make_message(sender='"Dr Paul Martin" <paul.martin@medecin.mssante.fr>',
+                           to="camille@cabinet-kine.fr", subject="Courrier", body="x\r\n")
+        message = Message(raw, Envelope("bob@example.org", ["camille@cabinet-kine.fr"],
+                                        Direction.INBOUND, queue_id="FROM000001"))
+        meta = hold_meta(message, ["IMP_DISPLAY_NAME"])
+        await q.store.hold(raw, dataclasses.replace(meta, received_at=DAY_START + 7))
+        d = await digest.build(q, cfg, since=DAY_START - 60, until=DAY_START + 60)
+    finally:
+        q.close()
+    assert "De : Dr Paul Martin <paul.martin@medecin.mssante.fr>" in d.text
+    assert "Expéditeur de l'enveloppe : bob@example.org" in d.text
+    assert "28/11/2026 09:00:07" in d.text and "Taille : " in d.text

@@ -371,3 +371,52 @@ def test_hold_meta_keeps_one_line_of_inbound_subject_and_nothing_outbound() -> N
     assert [r.fr for r in outbound.reasons] == [
         "données de patient vers une messagerie gratuite (non sécurisée)",
         "numéro de sécurité sociale dans le message", "termes médicaux dans le message"]
+
+
+async def test_evidence_and_the_from_header_are_kept_and_erased_by_the_purge(
+        q: Quarantine) -> None:
+    raw = (b"From: \"Dr Paul Martin\" <paul.martin@medecin.mssante.fr>\r\n"
+           b"Subject: Courrier\r\n\r\nx\r\n")
+    meta = HoldMeta(direction="inbound", mail_from="bob@example.org",
+                    rcpt_tos=["camille@cabinet-kine.fr"], symbols=["ATT_MALICIOUS"],
+                    reasons=[Reason("Bilan_Dupont.exe dangereux", "dangerous")],
+                    category="attachment", subject="Courrier",
+                    evidence=["ATT_MALICIOUS : Bilan_Dupont.exe"], queue_id="EVID000001",
+                    received_at=time.time() - 40 * 86400)
+    mid = await q.store.hold(raw, meta)
+    s = await q.store.get(mid)
+    assert s is not None
+    assert s.evidence == ["ATT_MALICIOUS : Bilan_Dupont.exe"]
+    assert s.from_header == "Dr Paul Martin <paul.martin@medecin.mssante.fr>"
+    assert s.sender == "bob@example.org"
+    await q.purge_expired()
+    s = await q.store.get(mid)
+    assert s is not None and s.status == "purged"
+    assert s.evidence == [] and s.reasons == [] and s.from_header is None
+    assert s.category == "attachment"
+
+
+def test_a_database_of_the_first_version_gains_the_new_columns(cfg: Config) -> None:
+    import sqlite3
+
+    root = cfg.data_dir / "quarantine"
+    root.mkdir(parents=True)
+    old = sqlite3.connect(root / "quarantine.sqlite")
+    old.executescript(
+        "CREATE TABLE held (id TEXT PRIMARY KEY, queue_id TEXT NOT NULL DEFAULT '',"
+        " received_at REAL NOT NULL, direction TEXT NOT NULL, sender TEXT NOT NULL,"
+        " sender_lower TEXT NOT NULL, rcpt_domains TEXT NOT NULL, subject TEXT,"
+        " size INTEGER NOT NULL, symbols TEXT NOT NULL, reasons TEXT NOT NULL,"
+        " category TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'held', status_at REAL,"
+        " status_by TEXT, release_reply TEXT);"
+        "INSERT INTO held (id, received_at, direction, sender, sender_lower, rcpt_domains,"
+        " size, symbols, reasons, category) VALUES ('OLD0000001', 1.0, 'inbound', 'a@b.fr',"
+        " 'a@b.fr', '[]', 3, '[]', '[]', 'spam');")
+    old.close()
+    (cfg.data_dir / "quarantine.key").write_text(base64.b64encode(os.urandom(32)).decode())
+    quarantine = Quarantine.open(cfg)
+    try:
+        s = quarantine.store.get_sync("OLD0000001")
+        assert s is not None and s.evidence == [] and s.from_header is None
+    finally:
+        quarantine.close()

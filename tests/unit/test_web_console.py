@@ -10,6 +10,7 @@ import json
 import os
 import re
 import time
+import zoneinfo
 from collections.abc import AsyncIterator, Callable
 from email.message import EmailMessage
 from pathlib import Path
@@ -724,3 +725,46 @@ async def test_direction_controls_are_shown_not_obeyed(env: Env) -> None:
         assert "Facture«U+202E» fdp.exe" in page
     assert "ordonnance.pdf«U+202E»gpj.exe" in pages[-1]
     assert "exp«U+2067»@example.org" in pages[-1]
+
+
+async def test_the_from_header_evidence_and_every_reason_are_shown(env: Env) -> None:
+    client, backend, *_ = env
+    h = held("M1", sender="bob@example.org", category="attachment")
+    backend.add(Held(**{**h.__dict__, "from_header": "Dr Paul Martin <pm@medecin.mssante.fr>",
+                        "reasons": [Reason("nom trompeur", "misleading name"),
+                                    Reason("programme Windows", "Windows program"),
+                                    Reason("EICAR (règle eicar)", "EICAR")],
+                        "evidence": ["ATT_MALICIOUS : ordonnance.pdf"]}),
+                mail("x", "y"))
+    token = one_click(backend)
+    confirm = await words(await client.get(f"/a/{token}"))
+    await login(client)
+    listing = await words(await client.get("/messages"))
+    page = await words(await client.get("/messages/M1"))
+    for text in (confirm, listing, page):
+        assert "Dr Paul Martin <pm@medecin.mssante.fr>" in text
+        assert "bob@example.org" in text
+    for text in (confirm, page):
+        assert "De (en-tête From)" in text and "Expéditeur de l'enveloppe" in text
+        assert "programme Windows" in text and "EICAR (règle eicar)" in text
+    assert "ATT_MALICIOUS : ordonnance.pdf" in page
+
+
+async def test_two_look_alike_held_mails_can_be_told_apart_on_the_confirmation_page(
+        env: Env) -> None:
+    client, backend, *_ = env
+    backend.add(held("M1", direction="outbound"), mail("x", "y"))
+    page = await words(await client.get(f"/a/{one_click(backend)}"))
+    stamp = datetime.datetime.fromtimestamp(backend.held["M1"].received_at,
+                                            datetime.UTC).astimezone(
+        zoneinfo.ZoneInfo("Europe/Paris")).strftime("%d/%m/%Y %H:%M:%S")
+    assert stamp in page  # to the second
+    assert "M1" in page and "1 Ko" in page and "cabinet-kine.fr" in page
+
+
+async def test_english_sizes_are_in_bytes(env: Env) -> None:
+    client, backend, *_ = env
+    backend.add(held("M1"), mail("x", "y"))
+    await login(client)
+    page = await (await client.get("/messages?lang=en")).text()
+    assert "1 KB" in page and "1 Ko" not in page

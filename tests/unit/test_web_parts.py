@@ -139,3 +139,31 @@ def test_usb_report_in_the_format_vigie_usb_watch_writes(tmp_path: Path) -> None
     (flagged,) = report.flagged
     assert flagged.path == "docs/x.pdf" and flagged.moved and flagged.verdict_fr == "dangereux"
     assert flagged.reasons == ["programme déguisé en PDF"]
+
+
+EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+
+
+def _with_attachment(name: str, data: bytes, ctype: str) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "a@example.org"
+    msg["Subject"] = "pj"
+    msg.set_content("voir pièce jointe")
+    maintype, subtype = ctype.split("/")
+    msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+    return msg.as_bytes()
+
+
+def test_plain_text_named_or_declared_a_document_is_a_mismatch() -> None:
+    """An EICAR file (plain text) sent as a PDF was shown as «text/plain», unflagged."""
+    cases = [
+        ("ordonnance.pdf", EICAR, "application/pdf", True),
+        ("ordonnance.pdf", EICAR, "application/octet-stream", True),  # the name claims
+        ("photo.jpg", b"echo hello\n" * 5, "image/jpeg", True),
+        ("notes.txt", b"hello\n" * 5, "text/plain", False),
+        ("data.json", b'{"a": 1}\n', "application/json", False),
+        ("readme", b"hello\n" * 5, "application/octet-stream", False),
+    ]
+    for name, data, ctype, expected in cases:
+        (att,) = build_preview(_with_attachment(name, data, ctype)).attachments
+        assert att.mismatch is expected, (name, ctype, att.true_type)
