@@ -540,14 +540,15 @@ class Console:
         chart = bar_chart(labels, series, self.t(request, "dash.chart")) if rows else ""
         totals = [sum(counts[i] for _, counts in rows) for i in range(len(DIRECTIONS))]
         reports = await asyncio.to_thread(usb.list_reports, self.cfg.data_dir / "usb-reports",
-                                          1)
+                                          1, self.tz)
         return self.render(request, "dashboard.html", rows=rows, chart=chart, totals=totals,
                            by_status=stats.by_status, directions=DIRECTIONS,
                            last_usb=reports[0] if reports else None)
 
     async def usb_page(self, request: web.Request) -> web.StreamResponse:
         self._user(request)
-        reports = await asyncio.to_thread(usb.list_reports, self.cfg.data_dir / "usb-reports")
+        reports = await asyncio.to_thread(usb.list_reports, self.cfg.data_dir / "usb-reports",
+                                          usb.MAX_REPORTS, self.tz)
         return self.render(request, "usb.html", reports=reports,
                            count_labels=usb.COUNT_LABELS)
 

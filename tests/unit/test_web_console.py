@@ -528,6 +528,8 @@ async def test_usb_page_tolerates_a_missing_folder_and_a_malformed_report(env: E
     assert "<img src=x" not in page
     page = await words(await client.get("/dashboard"))
     assert "Dernière clé USB analysée" in page and "1 fichier(s) signalé(s)" in page
+    assert "signalé(s)Clés" not in re.sub(r"<[^>]+>", "", page)  # a space before the link
+    assert "29/11/2026 11:00" in page  # 10:00 UTC, in Paris time like the rest
 
 
 async def test_settings_page_checks_the_installation(env: Env) -> None:

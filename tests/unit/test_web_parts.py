@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import socket
 from email.message import EmailMessage
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from gateway.smtp.tls import make_self_signed
 from gateway.testing import TIMEOUT, FakeResolver, config_for_tests
@@ -134,7 +136,10 @@ def test_usb_report_in_the_format_vigie_usb_watch_writes(tmp_path: Path) -> None
              "quarantine": {"to": "/var/lib/vigie/q/x.pdf.quarantined"}}]}))
     (report,) = list_reports(tmp_path)
     assert report.mount == "/media/camille/CLE" and report.label == "CLE"
-    assert report.started == "2026-11-29 09:00:00"
+    assert report.started == "29/11/2026 09:00"  # UTC without a zone given
+    # in the console's zone, like every other time it shows (UTC was shown as is)
+    (paris,) = list_reports(tmp_path, tz=ZoneInfo("Europe/Paris"))
+    assert paris.started == "29/11/2026 10:00"
     assert report.counts["malicious"] == 1
     (flagged,) = report.flagged
     assert flagged.path == "docs/x.pdf" and flagged.moved and flagged.verdict_fr == "dangereux"
@@ -167,3 +172,12 @@ def test_plain_text_named_or_declared_a_document_is_a_mismatch() -> None:
     for name, data, ctype, expected in cases:
         (att,) = build_preview(_with_attachment(name, data, ctype)).attachments
         assert att.mismatch is expected, (name, ctype, att.true_type)
+
+
+def test_a_long_label_fits_inside_the_chart() -> None:
+    """«Données de santé vers une messagerie non sécurisée» was cut at the left edge."""
+    label = "Données de santé vers une messagerie non sécurisée"
+    svg = bar_chart([(label, [3, 1]), ("Spam", [1, 0])], ["reçu", "envoyé"], "t")
+    m = re.search(r'<text x="(\d+)"[^>]*text-anchor="end">' + label, svg)
+    assert m is not None
+    assert int(m.group(1)) >= len(label) * 7.5  # the text ends there and runs leftwards
