@@ -129,9 +129,10 @@ STRINGS: dict[str, tuple[str, str]] = {
                         "The message will be deleted for good."),
     "act.report.what": (
         "Le message sera envoyé à Signal Spam (plateforme publique de signalement) avec "
-        "le compte du cabinet.",
+        "le compte du cabinet. La réponse peut prendre jusqu'à 15 secondes : ne cliquez "
+        "qu'une fois.",
         "The message will be sent to Signal Spam (the public reporting platform) with the "
-        "practice's account."),
+        "practice's account. The answer may take up to 15 seconds: click only once."),
     "act.allow.what": (
         "Les prochains messages de cet expéditeur ne seront plus retenus pour ce motif, "
         "et celui-ci sera libéré.",
@@ -183,8 +184,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "set.signal_spam": ("Compte Signal Spam", "Signal Spam account"),
     "set.signal_spam.check": ("Vérifier les identifiants", "Check the credentials"),
     "set.signal_spam.what": (
-        "Essaie le compte enregistré par « vigie signal-spam login » (rien n'est signalé).",
-        "Tries the account saved by 'vigie signal-spam login' (nothing is reported)."),
+        "Essaie le compte enregistré par « vigie signal-spam login » (rien n'est signalé ; "
+        "la réponse peut prendre jusqu'à 15 secondes).",
+        "Tries the account saved by 'vigie signal-spam login' (nothing is reported; the "
+        "answer may take up to 15 seconds)."),
     "set.console": ("Adresse publique de la console", "Console public address"),
     "oc.title": ("Confirmer l'action", "Confirm the action"),
     "oc.message": ("Message concerné", "Message"),

@@ -119,8 +119,9 @@ class QuarantineBackend:
                 released = await actions.release(self.q, message_id, self.next_hop, who)
                 return Outcome(released.ok, f"{allowed.fr} ; {released.fr}",
                                f"{allowed.en}; {released.en}")
-            return _outcome(await signal_spam.report_held(self.q, self.cfg, message_id, who,
-                                                          self.client))
+            return _outcome(await signal_spam.report_held(
+                self.q, self.cfg, message_id, who, self.client,
+                deadline=signal_spam.INTERACTIVE_DEADLINE))  # a person is waiting
         except QuarantineError as exc:
             return Outcome(False, exc.fr, exc.en)
         except (OSError, sqlite3.Error) as exc:
@@ -132,7 +133,8 @@ class QuarantineBackend:
 
     async def check_signal_spam(self) -> Outcome:
         client = self.client or signal_spam.SignalSpamClient.from_config(
-            self.cfg, await signal_spam.load_credentials(self.q))
+            self.cfg, await signal_spam.load_credentials(self.q),
+            deadline=signal_spam.INTERACTIVE_DEADLINE)
         result = await client.check_credentials()
         if result.ok:
             return Outcome(True, "identifiants Signal Spam acceptés",
