@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -92,6 +93,9 @@ class Database:
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # created 0600 before SQLite opens it: SQLite gives the -wal and -shm files
+            # the database file's mode (they were 0644 when the chmod came after)
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                    timeout=10.0)
             conn.execute("PRAGMA journal_mode=WAL")

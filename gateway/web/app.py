@@ -161,6 +161,7 @@ class Console:
             r.add_get(prefix + "/{token}", self.one_click_form)
             r.add_post(prefix + "/{token}", self.one_click_act)
         r.add_get("/static/style.css", self.stylesheet)
+        r.add_get("/favicon.ico", self.favicon)
         return app
 
     @staticmethod
@@ -211,8 +212,12 @@ class Console:
         if request.method == "POST" and not request.path.startswith(("/a/", "/action/")):
             form = await request.post()
             submitted = form.get("csrf")
-            if not csrf_ok(request[SESSION], submitted if isinstance(submitted, str)
-                           else None):
+            session: Session | None = request[SESSION]
+            if request.path != "/login" and (session is None or session.user is None):
+                # the session ended (idle, restart) while the form was open: log in
+                # again, rather than a «form expired» that suggests a forgery
+                self._user(request)
+            if not csrf_ok(session, submitted if isinstance(submitted, str) else None):
                 log.info("console: POST %s refused: missing or wrong CSRF token",
                          request.match_info.route.resource.canonical
                          if request.match_info.route.resource else "?")
@@ -357,8 +362,10 @@ class Console:
         keys = (f"ip:{ip}", f"name:{name.lower()}")
         wait = self.throttle.blocked_for(*keys)
         if wait > 0:
-            await self._audit("login_refused", name if self._known(name) else "(inconnu)",
-                              ip=ip, reason="throttled")
+            who = name if self._known(name) else "(inconnu)"
+            await self._audit("login_refused", who, ip=ip, reason="throttled")
+            log.warning("console: login of %s from %s refused: too many failures "
+                        "(blocked %d s more)", who, ip, math.ceil(wait))
             return await self.login_form(
                 request, status=429, name=name,
                 error=self.t(request, "login.blocked", minutes=max(1, math.ceil(wait / 60))))
@@ -369,8 +376,13 @@ class Console:
                 self.throttle.failed(*keys)
                 await asyncio.sleep(self.cfg.web.failure_delay)
             known = self._known(name)
+            reason = "not_admin" if user is not None else "bad_password"
             await self._audit("login_failed", name if known else "(inconnu)", ip=ip,
-                              reason="not_admin" if user is not None else "bad_password")
+                              reason=reason)
+            # the journal too (fail2ban, the admin's eyes); never the password, and an
+            # unknown name is not written (it may be a password typed in the wrong box)
+            log.warning("console: failed login for %s from %s (%s)",
+                        name if known else "(unknown name)", ip, reason)
             key = "login.not_admin" if user is not None else "login.failed"
             return await self.login_form(request, status=403 if user else 401, name=name,
                                          error=self.t(request, key))
@@ -575,6 +587,10 @@ class Console:
                  "ok" if outcome.ok else "refused")
         raise web.HTTPSeeOther("/settings")
 
+    async def favicon(self, request: web.Request) -> web.StreamResponse:
+        """Browsers ask for it on every visit: nothing, rather than a 404 page."""
+        return web.Response(status=204, headers={"Cache-Control": "max-age=86400"})
+
     async def stylesheet(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(self.static_dir / "style.css",
                                 headers={"Content-Type": "text/css; charset=utf-8"})
@@ -613,11 +629,13 @@ class Console:
         form = await request.post()
         action_text = str(form.get("action", ""))
         nonce = form.get("nonce")
-        if action_text not in ACTIONS or not self.nonces.check(
-                f"{token}\0{action_text}", nonce if isinstance(nonce, str) else None):
+        state = "invalid" if action_text not in ACTIONS else self.nonces.status(
+            f"{token}\0{action_text}", nonce if isinstance(nonce, str) else None)
+        if state != "ok":  # «too old» only when it is the right page, seen too long ago
             return self.render(request, "error.html", status=403,
                                title=self.t(request, "oc.invalid.title"),
-                               text=self.t(request, "oc.nonce"))
+                               text=self.t(request, "oc.nonce" if state == "expired"
+                                           else "oc.bad_form"))
         action = self._action(action_text)
         # What the link is for, checked before it is used up: a link that cannot act
         # (message no longer held, outbound mail to report) stays as it was.
@@ -636,6 +654,8 @@ class Console:
         info = await self.backend.consume_token(token, action)  # once, bound to the action
         if isinstance(info, TokenError):
             return self._token_problem(request, info)
+        await self._audit("one_click", DIGEST_WHO, info.message_id, action=action,
+                          ip=self.client_ip(request))  # who clicked, from where
         outcome = await self.backend.act(info.message_id, action, DIGEST_WHO)
         if not outcome.ok:  # nothing done (next hop refused for now…): the link still works
             await self.backend.restore_token(token)

@@ -212,6 +212,11 @@ STRINGS: dict[str, tuple[str, str]] = {
         "du récapitulatif et cliquez de nouveau.",
         "This confirmation page is too old. Nothing was done. Open the digest link again "
         "and click again."),
+    "oc.bad_form": (
+        "Cette demande ne vient pas de la page de confirmation de ce lien. Rien n'a été "
+        "fait. Ouvrez le lien du récapitulatif et cliquez sur le bouton de la page.",
+        "This request does not come from this link's confirmation page. Nothing was "
+        "done. Open the digest link and click the page's button."),
     "oc.retry": (
         "Le message est toujours retenu et ce lien reste valable : réessayez plus tard, "
         "ou ouvrez la console de vigie (Messages retenus).",

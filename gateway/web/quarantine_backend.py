@@ -35,6 +35,7 @@ log = logging.getLogger("vigie.web")
 WEB_LABELS = {
     "view_content": ("contenu d'un message envoyé consulté", "outbound content viewed"),
     "login_refused": ("connexion bloquée (trop d'essais)", "login blocked (too many tries)"),
+    "one_click": ("lien du récapitulatif utilisé", "digest link used"),
 }
 
 

@@ -420,3 +420,15 @@ def test_a_database_of_the_first_version_gains_the_new_columns(cfg: Config) -> N
         assert s is not None and s.evidence == [] and s.from_header is None
     finally:
         quarantine.close()
+
+
+async def test_every_file_of_the_quarantine_is_private_from_the_first_start(
+        q: Quarantine) -> None:
+    """The SQLite -wal and -shm files were 0644 on a first start."""
+    await q.store.hold(b"Subject: a\r\n\r\nx\r\n", outbound())
+    root = q.store.root
+    files = [p for p in root.rglob("*") if p.is_file()]
+    assert {p.name for p in files} >= {"quarantine.sqlite", "quarantine.sqlite-wal",
+                                       "quarantine.sqlite-shm"}
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path

@@ -621,9 +621,28 @@ async def test_a_post_without_the_page_nonce_does_nothing(env: Env) -> None:
                  {"action": "delete", "nonce": nonce.group(1)}):
         resp = await client.post(f"/a/{token}", data=data)
         assert resp.status == 403
-        assert "Rien n'a été fait" in await words(resp)
+        text = await words(resp)
+        assert "Rien n'a été fait" in text
+        # not «too old»: it was no confirmation page of this link at all
+        assert "ne vient pas de la page de confirmation" in text and "trop ancienne" not in text
     assert backend.acted == []
     assert backend.tokens[token][3] is False
+
+
+def test_a_nonce_is_expired_only_when_it_is_the_right_one_seen_too_long_ago(
+        tmp_path: Path) -> None:
+    from gateway.web.security import Nonces, load_secret
+
+    now = [1000.0]
+    nonces = Nonces(load_secret(tmp_path / "s"), ttl=60, clock=lambda: now[0])
+    nonce = nonces.issue("t1\0release")
+    assert nonces.status("t1\0release", nonce) == "ok"
+    assert nonces.status("t1\0delete", nonce) == "invalid"
+    assert nonces.status("t1\0release", nonce + "0") == "invalid"
+    assert nonces.status("t1\0release", None) == "invalid"
+    now[0] += 61
+    assert nonces.status("t1\0release", nonce) == "expired"
+    assert nonces.status("t1\0delete", nonce) == "invalid"
 
 
 async def test_expired_tampered_and_wrong_action_links_show_a_french_page(
@@ -770,3 +789,49 @@ async def test_english_sizes_are_in_bytes(env: Env) -> None:
     await login(client)
     page = await (await client.get("/messages?lang=en")).text()
     assert "1 KB" in page and "1 Ko" not in page
+
+
+async def test_a_post_after_the_session_expired_goes_to_the_login_page(env: Env) -> None:
+    client, backend, clock, cfg = env
+    backend.add(held("M1"), mail("x", "y"))
+    await login(client)
+    csrf = csrf_of(await (await client.get("/messages/M1")).text())
+    clock.now += cfg.web.session_minutes * 60 + 1
+    resp = await client.post("/messages/M1/release", data={"csrf": csrf},
+                             allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"].startswith("/login?")
+    assert "expired=1" in resp.headers["Location"]
+    assert backend.acted == []
+    # a POST without any session at all is sent to log in too; nothing is done
+    client.session.cookie_jar.clear()
+    resp = await client.post("/messages/M1/delete", data={"csrf": csrf},
+                             allow_redirects=False)
+    assert resp.status == 303 and backend.acted == []
+
+
+async def test_one_click_actions_are_audited_with_the_address(env: Env) -> None:
+    client, backend, *_ = env
+    backend.add(held("M1"), mail("x", "y"))
+    token = one_click(backend)
+    html = await (await client.get(f"/a/{token}")).text()
+    nonce = re.search(r'name="nonce" value="([^"]+)"', html)
+    assert nonce
+    await client.post(f"/a/{token}", data={"action": "release", "nonce": nonce.group(1)})
+    assert ("one_click", "lien du récapitulatif / digest link", "M1",
+            {"action": "release", "ip": "127.0.0.1"}) in backend.events
+
+
+async def test_failed_logins_reach_the_journal_without_the_password(
+        env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    client, *_ = env
+    await login(client, password="wrong-password-42")
+    await login(client, name="typed-my-password-here", password="x" * 12)
+    assert "failed login for admin from 127.0.0.1 (bad_password)" in caplog.text
+    assert "(unknown name)" in caplog.text
+    assert "wrong-password-42" not in caplog.text and "typed-my-password" not in caplog.text
+
+
+async def test_the_favicon_is_an_empty_answer_not_a_404(env: Env) -> None:
+    client, *_ = env
+    resp = await client.get("/favicon.ico")
+    assert resp.status == 204
