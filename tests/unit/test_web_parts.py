@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 import re
 import socket
 from email.message import EmailMessage
@@ -94,7 +96,27 @@ def test_key_check(tmp_path: Path) -> None:
     key.chmod(0o644)
     assert "lisible par d'autres" in health.check_key(cfg).fr
     key.chmod(0o600)
+    assert health.check_key(cfg).status == "fail"  # not a key at all
+    key.write_text(base64.b64encode(os.urandom(32)).decode())
     assert health.check_key(cfg).status == "ok"
+
+
+def test_key_check_fails_when_the_key_does_not_open_held_mail(tmp_path: Path) -> None:
+    """A replaced key was called correct on the settings page."""
+    from gateway.quarantine.service import Quarantine
+    from gateway.quarantine.store import HoldMeta
+
+    cfg = config_for_tests(tmp_path)
+    q = Quarantine.open(cfg)
+    q.store.hold_sync(b"Subject: x\r\n\r\ny\r\n", HoldMeta(
+        direction="inbound", mail_from="a@example.org", rcpt_tos=["b@example.org"]))
+    q.close()
+    assert health.check_key(cfg).status == "ok"
+    (tmp_path / "quarantine.key").write_text(base64.b64encode(os.urandom(32)).decode())
+    check = health.check_key(cfg)
+    assert check.status == "fail" and "n'ouvre pas les messages retenus" in check.fr
+    cfg.quarantine.key = base64.b64encode(os.urandom(32)).decode()
+    assert health.check_key(cfg).status == "fail"
 
 
 def test_usb_reports_newest_first_and_tolerant(tmp_path: Path) -> None:
