@@ -432,3 +432,22 @@ async def test_every_file_of_the_quarantine_is_private_from_the_first_start(
                                        "quarantine.sqlite-shm"}
     for path in files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_quarantine_list_shows_direction_controls_as_markers(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway.cli import main
+
+    cfg_path = tmp_path / "vigie.toml"
+    cfg_path.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n')
+    q = Quarantine.open(load(cfg_path))
+    q.store.hold_sync(b"Subject: x\r\n\r\ny\r\n", HoldMeta(
+        direction="inbound", mail_from="a@example.org", rcpt_tos=["b@example.org"],
+        symbols=["ATT_MALICIOUS"], category="attachment",
+        reasons=[Reason("fichier ordonnance.pdf\u202egpj.exe dangereux", "dangerous")],
+        subject="Facture\u202e fdp.exe"))
+    q.close()
+    assert main(["-c", str(cfg_path), "quarantine", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "\u202e" not in out
+    assert "ordonnance.pdf«U+202E»gpj.exe" in out and "Facture«U+202E» fdp.exe" in out
