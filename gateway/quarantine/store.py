@@ -165,7 +165,7 @@ def from_header(raw: bytes) -> str | None:
     """The From: header as people read it (display name and address), one line of
     at most 300 characters; None when absent or unreadable. The From header, not the
     envelope sender, is what a forger fakes («Dr Paul Martin <…@medecin.mssante.fr>»)."""
-    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    head = raw[:65536].split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
     try:
         parsed = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(
             head + b"\r\n\r\n")
