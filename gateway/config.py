@@ -362,6 +362,12 @@ def _validate_quarantine(cfg: Config, fail: Fail) -> None:
         if path.exists() and not path.is_file():
             fail("quarantine", "key_file", f"{path} existe et n'est pas un fichier",
                  f"{path} exists and is not a file")
+        elif not path.parent.is_dir():
+            # vigie never creates the folders of a configured key file (a typo would
+            # otherwise silently start a new, empty key)
+            fail("quarantine", "key_file", f"le dossier {path.parent} n'existe pas ou n'est "
+                 "pas un dossier", f"the folder {path.parent} does not exist or is not a "
+                 "folder")
 
 
 @dataclass
@@ -394,7 +400,8 @@ def _validate_digest(cfg: Config, fail: Fail) -> None:
              "\"Europe/Paris\")", f"unknown time zone {d.timezone!r} (e.g. \"Europe/Paris\")")
     for address in (*d.recipients, *([d.sender] if d.sender else [])):
         local, at, domain = address.strip().rpartition("@")
-        if not at or not local or "." not in domain or any(c.isspace() for c in address.strip()):
+        if not at or not local or ("." not in domain and domain.lower() != "localhost") \
+                or any(c.isspace() for c in address.strip()):
             fail("digest", "recipients" if address in d.recipients else "sender",
                  f"adresse invalide {address!r} (attendu nom@domaine)",
                  f"invalid address {address!r} (expected name@domain)")
@@ -446,13 +453,37 @@ class WebConfig:
     trusted_proxy: str = ""
 
 
+def _listen_host_ok(host: str) -> bool:
+    """An IP literal, localhost, or a name this machine resolves (a typo in the
+    console's address must fail ``vigie config check``, not ``vigie serve``)."""
+    import ipaddress
+    import socket
+
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    if host.lower() == "localhost":
+        return True
+    try:
+        return bool(socket.getaddrinfo(host, None, type=socket.SOCK_STREAM))
+    except (OSError, UnicodeError):
+        return False
+
+
 def _validate_web(cfg: Config, fail: Fail) -> None:
     import ipaddress  # local: keeps the shared import block untouched
 
     web = cfg.web
     if web.listen:
         try:
-            parse_listen(web.listen)
+            host, _ = parse_listen(web.listen)
+            if not _listen_host_ok(host):
+                fail("web", "listen", f"hôte inconnu {host!r} : donnez une adresse IP (par "
+                     "ex. 127.0.0.1) ou un nom de cette machine",
+                     f"unknown host {host!r}: give an IP address (e.g. 127.0.0.1) or a "
+                     "name of this machine")
         except ValueError:
             fail("web", "listen", f"adresse d'écoute invalide {web.listen!r} (attendu "
                  "\"hôte:port\", par ex. \"127.0.0.1:8025\", ou \"\" pour aucune console)",
@@ -463,6 +494,13 @@ def _validate_web(cfg: Config, fail: Fail) -> None:
         fail("web", "public_url", f"adresse invalide {web.public_url!r} (attendu par ex. "
              "\"https://vigie.cabinet-kine.fr\")",
              f"invalid URL {web.public_url!r} (expected e.g. \"https://vigie.example.fr\")")
+    if not web.listen and (web.public_url or cfg.digest.public_url):
+        fail("web", "listen", "vide (pas de console) alors qu'une adresse publique est "
+             "donnée ([web] / [digest] public_url) : les liens du récapitulatif mèneraient "
+             "à une console qui n'existe pas ; donnez une adresse d'écoute ou retirez "
+             "public_url", "empty (no console) while a public address is given ([web] / "
+             "[digest] public_url): the digest's links would lead to a console that does "
+             "not exist; give a listen address or remove public_url")
     for key in ("session_minutes", "session_max_hours", "lockout_minutes"):
         if getattr(web, key) <= 0:
             fail("web", key, "doit être strictement positif", "must be greater than 0")

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from gateway.config import Config, load
 from gateway.quarantine import actions, digest, signal_spam
+from gateway.quarantine.display import visible
 from gateway.quarantine.reasons import CATEGORY_TITLES
 from gateway.quarantine.service import Quarantine
 from gateway.quarantine.store import CATEGORIES, STATUSES, QuarantineError
@@ -59,7 +60,8 @@ def cmd_digest(args: argparse.Namespace) -> int:
         now = time.time()
         since = now - hours * 3600
         if args.dry_run:
-            d = await digest.build(q, cfg, since=since, until=now)
+            d = await digest.build(q, cfg, since=since, until=now, dry_run=True,
+                                   earlier=True)
             print(d.text if not args.html else d.html)
             return EXIT_OK
         from gateway.smtp.server import Gateway
@@ -95,9 +97,9 @@ def cmd_quarantine(args: argparse.Namespace) -> int:
                 when = datetime.fromtimestamp(s.received_at, tz).strftime("%d/%m/%Y %H:%M")
                 where = (f"→ {', '.join(s.rcpt_domains)}" if s.direction == "outbound"
                          else f"« {s.subject or ''} »")
-                print(f"{s.id}  {when}  {s.direction:8}  {s.status:8}  "
-                      f"{CATEGORY_TITLES[s.category].fr}\n    {s.sender}  {where}\n    "
-                      + "; ".join(r.fr for r in s.reasons))
+                print(visible(f"{s.id}  {when}  {s.direction:8}  {s.status:8}  "
+                              f"{CATEGORY_TITLES[s.category].fr}\n    {s.sender}  {where}\n"
+                              "    " + "; ".join(r.fr for r in s.reasons)))
             if total > len(items):
                 print(f"… {total - len(items)} de plus / more (--limit)")
             return EXIT_OK

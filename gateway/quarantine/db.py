@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS held (
@@ -38,7 +39,9 @@ CREATE TABLE IF NOT EXISTS held (
     status TEXT NOT NULL DEFAULT 'held',
     status_at REAL,
     status_by TEXT,
-    release_reply TEXT
+    release_reply TEXT,
+    evidence TEXT NOT NULL DEFAULT '[]',
+    from_header TEXT
 );
 CREATE INDEX IF NOT EXISTS held_received ON held (received_at);
 CREATE INDEX IF NOT EXISTS held_status_received ON held (status, received_at);
@@ -66,6 +69,18 @@ CREATE TABLE IF NOT EXISTS secrets (
 """
 
 
+# columns added after version 1: (name, definition)
+_ADDED = (("evidence", "TEXT NOT NULL DEFAULT '[]'"), ("from_header", "TEXT"))
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Add the columns a database made by an older vigie lacks."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(held)")}
+    for name, definition in _ADDED:
+        if name not in have:
+            conn.execute(f"ALTER TABLE held ADD COLUMN {name} {definition}")
+
+
 class Database:
     """A SQLite file opened once, every statement run on its own single thread."""
 
@@ -78,12 +93,16 @@ class Database:
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # created 0600 before SQLite opens it: SQLite gives the -wal and -shm files
+            # the database file's mode (they were 0644 when the chmod came after)
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                    timeout=10.0)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=10000")
             conn.executescript(_SCHEMA)
+            _migrate(conn)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self.path.chmod(0o600)
             self._conn = conn

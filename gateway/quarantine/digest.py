@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from gateway.config import Config
 from gateway.policy import Reply
+from gateway.quarantine.display import visible
 from gateway.quarantine.reasons import CATEGORY_TITLES
 from gateway.quarantine.service import Quarantine
 from gateway.quarantine.store import CATEGORIES, HeldSummary
@@ -44,7 +45,8 @@ _TEXT = {
         "subject_none": "vigie : aucun message retenu",
         "intro": "Messages retenus par vigie du {start} au {end} ({n}).",
         "none": "Aucun message n'a été retenu du {start} au {end}.",
-        "from": "De", "to": "Vers", "subject": "Objet", "date": "Reçu le", "why": "Raisons",
+        "from": "De", "envelope": "Expéditeur de l'enveloppe", "size": "Taille",
+        "to": "Vers", "subject": "Objet", "date": "Reçu le", "why": "Raisons",
         "outbound": "envoi du cabinet", "inbound": "reçu",
         "no_links": "Les boutons d'action demandent l'adresse de la console ([digest] "
                     "public_url ou [web] public_url) : agissez depuis « vigie quarantine ».",
@@ -55,6 +57,7 @@ _TEXT = {
         "other_lang": "vigie's daily summary of held mail; in English: [digest] language = "
                       "\"en\".",
         "id": "identifiant",
+        "earlier": "Toujours retenus depuis les jours précédents",
         "more": "… et {more} autre(s) message(s) retenu(s) : voyez la console de vigie "
                 "(« vigie quarantine list »).",
     },
@@ -63,7 +66,8 @@ _TEXT = {
         "subject_none": "vigie: no message held",
         "intro": "Messages held by vigie from {start} to {end} ({n}).",
         "none": "No message was held from {start} to {end}.",
-        "from": "From", "to": "To", "subject": "Subject", "date": "Received", "why": "Reasons",
+        "from": "From", "envelope": "Envelope sender", "size": "Size",
+        "to": "To", "subject": "Subject", "date": "Received", "why": "Reasons",
         "outbound": "sent by the practice", "inbound": "received",
         "no_links": "The action buttons need the console's address ([digest] public_url or "
                     "[web] public_url): act with 'vigie quarantine'.",
@@ -73,6 +77,7 @@ _TEXT = {
                   "messages are erased after {retention} days.",
         "other_lang": "Résumé quotidien de vigie ([digest] language = \"fr\" pour le français).",
         "id": "id",
+        "earlier": "Still held from earlier days",
         "more": "… and {more} more held message(s): see the vigie console "
                 "('vigie quarantine list').",
     },
@@ -95,8 +100,18 @@ class Digest:
     until: float
 
 
-def _when(ts: float, tz: ZoneInfo) -> str:
-    return datetime.fromtimestamp(ts, tz).strftime("%d/%m/%Y %H:%M")
+def _when(ts: float, tz: ZoneInfo, *, seconds: bool = False) -> str:
+    return datetime.fromtimestamp(ts, tz).strftime("%d/%m/%Y %H:%M:%S" if seconds
+                                                   else "%d/%m/%Y %H:%M")
+
+
+def _size(n: int, lang: str) -> str:
+    unit = ("B", "KB", "MB") if lang == "en" else ("o", "Ko", "Mo")
+    if n >= 1024 * 1024:
+        return f"{n / 1024 / 1024:.1f} {unit[2]}"
+    if n >= 1024:
+        return f"{n / 1024:.0f} {unit[1]}"
+    return f"{n} {unit[0]}"
 
 
 def render(lines: Sequence[DigestLine], *, since: float, until: float, tz: ZoneInfo,
@@ -121,24 +136,39 @@ def render(lines: Sequence[DigestLine], *, since: float, until: float, tz: ZoneI
     text.append(intro)
     out.append(f"<p>{html.escape(intro)}</p>")
     has_links = any(line.links for line in lines)
+    recent = [line for line in lines if line.summary.received_at >= since]
+    older = [line for line in lines if line.summary.received_at < since]
+    sections: list[tuple[str, list[DigestLine]]] = []
     for category in CATEGORIES:
-        group = [line for line in lines if line.summary.category == category]
+        group = [line for line in recent if line.summary.category == category]
+        title = CATEGORY_TITLES[category]
+        sections.append(((title.en if lang == "en" else title.fr), group))
+    sections.append((t["earlier"], older))  # a failed release is not forgotten
+    for title_text, group in sections:
         if not group:
             continue
-        title = CATEGORY_TITLES[category]
-        heading = (title.en if lang == "en" else title.fr) + f" ({len(group)})"
+        heading = title_text + f" ({len(group)})"
         text += ["", heading, "=" * len(heading)]
         out.append(f"<h2 style=\"font-size:18px;border-bottom:1px solid #ccc\">"
                    f"{html.escape(heading)}</h2>")
         for line in group:
             s = line.summary
             reasons = "; ".join(r.en if lang == "en" else r.fr for r in s.reasons) or "-"
-            fields = [(t["from"], s.sender or "<>")]
+            # the From: header is what a forger fakes and what the reader knows; the
+            # envelope sender comes second
+            if s.from_header and s.direction == "inbound":
+                fields = [(t["from"], s.from_header), (t["envelope"], s.sender or "<>")]
+            else:
+                fields = [(t["from"], s.sender or "<>")]
             if s.direction == "outbound":
                 fields.append((t["to"], ", ".join(s.rcpt_domains) + f" ({t['outbound']})"))
             elif s.subject:
                 fields.append((t["subject"], s.subject))
-            fields += [(t["date"], _when(s.received_at, tz)), (t["why"], reasons)]
+            # to the second, with the size: two mails to gmail.com in the same minute
+            # must not look alike
+            fields += [(t["date"], _when(s.received_at, tz, seconds=True)),
+                       (t["size"], _size(s.size, lang)), (t["why"], reasons)]
+            fields = [(k, visible(v)) for k, v in fields]  # no RLO trick in a name
             text.append("")
             for k, v in fields:
                 text.append(f"  {k}{sep}{v}")
@@ -195,28 +225,40 @@ def public_url(cfg: Config) -> str:
 MAX_LINES = 200
 
 
+DRY_RUN_TOKEN = "LIEN-D-EXEMPLE-inactif-dry-run"  # noqa: S105 - a placeholder
+
+
 async def build(quarantine: Quarantine, cfg: Config, *, since: float, until: float,
-                limit: int = 5000, max_lines: int = MAX_LINES) -> Digest:
+                limit: int = 5000, max_lines: int = MAX_LINES,
+                dry_run: bool = False, earlier: bool = False) -> Digest:
     """The digest of messages held in [since, until) and still held; issues the links'
     tokens (up to four per message) in one transaction. A mail can only be so long:
-    beyond ``max_lines`` messages the digest says how many more the console lists."""
-    items, _ = await quarantine.store.list(status="held", since=since, until=until,
+    beyond ``max_lines`` messages the digest says how many more the console lists.
+    ``earlier``: messages held before ``since`` and still held come too, in their own
+    section (the daily digest: a release that failed must come back, not vanish).
+    ``dry_run`` (``vigie digest --dry-run``): placeholder links, no token issued — a
+    printed digest must not carry working 7-day release links."""
+    first = None if earlier else since
+    items, _ = await quarantine.store.list(status="held", since=first, until=until,
                                            limit=limit)
     # list() is capped per page: read on for large days
     while len(items) < limit:
-        page, total = await quarantine.store.list(status="held", since=since, until=until,
+        page, total = await quarantine.store.list(status="held", since=first, until=until,
                                                   limit=1000, offset=len(items))
         if not page:
             break
         items += page
         if len(items) >= total:
             break
-    items.sort(key=lambda s: s.received_at)
+    items.sort(key=lambda s: (s.received_at < since, s.received_at))  # the period first
     more = max(0, len(items) - max_lines)
     items = items[:max_lines]
     base = public_url(cfg)
     lines: list[DigestLine] = []
-    if base and items:
+    if base and items and dry_run:
+        lines = [DigestLine(s, {a: f"{base}/a/{DRY_RUN_TOKEN}" for a in actions_for(s)})
+                 for s in items]
+    elif base and items:
         pairs = [(s.id, a) for s in items for a in actions_for(s)]
         tokens = iter(await quarantine.tokens.issue_many(pairs))
         for s in items:
@@ -292,7 +334,7 @@ async def run_digest(quarantine: Quarantine, cfg: Config, hop_factory: HopFactor
     if not cfg.digest.recipients:
         return SendOutcome(False, 0, fr="aucun destinataire ([digest] recipients)",
                            en="no recipients ([digest] recipients)")
-    digest = await build(quarantine, cfg, since=start, until=until)
+    digest = await build(quarantine, cfg, since=start, until=until, earlier=True)
     if digest.count == 0 and not (cfg.digest.send_empty or force):
         log.info("digest: nothing held, nothing sent")
         return SendOutcome(False, 0, fr="aucun message retenu : rien envoyé",

@@ -119,7 +119,7 @@ def plain_reasons(symbols: Sequence[str], direction: str,
             if f.outcome in (Outcome.PASS, Outcome.NONE) or f.symbol.startswith(
                     ("PD_", "PATIENT_DATA")) or f.check == "patient_data":
                 continue
-            for reason in f.reasons[:1]:
+            for reason in f.reasons:  # every reason: «programme Windows», «EICAR»…
                 if reason not in out:
                     out.append(reason)
     for symbol in symbols:
@@ -129,4 +129,30 @@ def plain_reasons(symbols: Sequence[str], direction: str,
             out.append(reason)
     if len(out) > 1 and OTHER in out:
         out.remove(OTHER)
-    return out[:6]
+    return out[:12]
+
+
+# Outbound evidence that may be shown: masked numbers and dates, recipient domains.
+# Never the medical terms or document markers found (they are the patient data), nor
+# file names or headers of the practice's own mail.
+_OUTBOUND_EVIDENCE = ("PD_NIR", "PD_BIRTHDATE", "PATIENT_DATA_WEBMAIL", "PATIENT_DATA_OTHER")
+
+
+def shown_evidence(findings: Sequence[Finding], direction: str) -> list[str]:
+    """The checks' evidence (already masked by them) that the console may show, as
+    «SYMBOL : evidence» lines: for inbound mail everything but the patient data
+    check's; for outbound mail only masked numbers, masked dates and domains."""
+    out: list[str] = []
+    for f in findings:
+        if f.outcome in (Outcome.PASS, Outcome.NONE) or not f.evidence:
+            continue
+        if direction == "outbound":
+            if not f.symbol.startswith(_OUTBOUND_EVIDENCE):
+                continue
+        elif f.check == "patient_data" or f.symbol.startswith(("PD_", "PATIENT_DATA")):
+            continue
+        for item in f.evidence:
+            line = f"{f.symbol} : {' '.join(str(item).split())}"[:200]
+            if line not in out:
+                out.append(line)
+    return out[:20]

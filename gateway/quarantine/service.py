@@ -17,7 +17,7 @@ from gateway.audit import AuditLog
 from gateway.config import Config
 from gateway.quarantine.allow import AllowList
 from gateway.quarantine.audit import AuditTrail
-from gateway.quarantine.crypto import Sealer, load_key
+from gateway.quarantine.crypto import Sealer, key_source, load_key
 from gateway.quarantine.db import Database, transaction
 from gateway.quarantine.store import SQLiteStore
 from gateway.quarantine.tokens import Tokens
@@ -65,7 +65,7 @@ class Quarantine:
     def open(cls, cfg: Config) -> Quarantine:
         """Open (and create on first use) the quarantine of ``cfg``'s data directory;
         the key file is created 0600 when there is none."""
-        sealer = Sealer(load_key(cfg))
+        sealer = Sealer(load_key(cfg), key_source(cfg))
         root = cfg.data_dir / "quarantine"
         db = Database(root / "quarantine.sqlite")
         store = SQLiteStore(root, sealer, db)

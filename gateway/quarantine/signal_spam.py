@@ -4,9 +4,10 @@
 sealed with the quarantine key) and the form field ``message`` = base64 of the raw
 message, vigie's own Received line removed first so the real origin comes first.
 200/201/202 = reported; 401 or a 302 to a login page = bad credentials; 403 = the
-account is not confirmed yet; 400/404 = refused; 5xx and timeouts are retried with
-backoff. A ``GET`` with the same credentials checks them. Outbound mail is never
-reported (it is the practice's own, and may hold patient data).
+account is not confirmed yet; 404 = the endpoint moved; 400 = refused; 5xx and
+timeouts are retried with backoff, within a deadline when a person is waiting (the
+console: ``INTERACTIVE_DEADLINE``). A ``GET`` with the same credentials checks them.
+Outbound mail is never reported (it is the practice's own, and may hold patient data).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import enum
 import json
 import logging
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -28,6 +31,10 @@ from gateway.quarantine.store import NotFound
 
 log = logging.getLogger("vigie.signal_spam")
 
+# A person waiting on a console page: every attempt and wait within this many seconds
+# (the CLI and the defaults allow timeout × (retries + 1) plus the backoff, ~30 s).
+INTERACTIVE_DEADLINE = 12.0
+
 SECRET_NAME = "signal_spam"  # noqa: S105 - the name of a sealed entry, not a password
 
 
@@ -35,7 +42,8 @@ class ReportStatus(enum.StrEnum):
     OK = "ok"
     BAD_CREDENTIALS = "bad_credentials"
     NOT_CONFIRMED = "not_confirmed"
-    REFUSED = "refused"  # 400, 404, another 4xx
+    REFUSED = "refused"  # 400, another 4xx
+    NOT_FOUND = "not_found"  # 404, 410: the endpoint may have moved
     UNAVAILABLE = "unavailable"  # 5xx or timeouts, after the retries
     NO_CREDENTIALS = "no_credentials"
     NOT_ALLOWED = "not_allowed"  # outbound mail
@@ -53,6 +61,11 @@ _MESSAGES: dict[ReportStatus, tuple[str, str]] = {
         "the Signal Spam account is not confirmed yet: click the link of the sign-up e-mail"),
     ReportStatus.REFUSED: ("Signal Spam a refusé ce signalement",
                            "Signal Spam refused this report"),
+    ReportStatus.NOT_FOUND: (
+        "l'adresse de Signal Spam n'existe pas (HTTP 404) : le service a peut-être changé "
+        "d'adresse, vérifiez [signal_spam] endpoint dans la configuration",
+        "the Signal Spam address does not exist (HTTP 404): the service may have moved, "
+        "check [signal_spam] endpoint in the configuration"),
     ReportStatus.UNAVAILABLE: (
         "Signal Spam ne répond pas pour l'instant : réessayez plus tard",
         "Signal Spam is not answering now: try again later"),
@@ -94,6 +107,8 @@ def classify(http_status: int) -> ReportStatus | None:
         return ReportStatus.BAD_CREDENTIALS
     if http_status == 403:
         return ReportStatus.NOT_CONFIRMED
+    if http_status in (404, 410):
+        return ReportStatus.NOT_FOUND
     if http_status >= 500:
         return None
     return ReportStatus.REFUSED
@@ -138,18 +153,23 @@ class SignalSpamClient:
     """The HTTP client (aiohttp); one session per call, nothing kept open."""
 
     def __init__(self, endpoint: str, credentials: tuple[str, str] | None, *,
-                 timeout: float = 20.0, retries: int = 3, backoff: float = 1.0) -> None:
+                 timeout: float = 20.0, retries: int = 3, backoff: float = 1.0,
+                 deadline: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.endpoint = endpoint
         self.credentials = credentials
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
+        self.deadline = deadline  # seconds for all attempts and waits; None: no limit
+        self.clock = clock
 
     @classmethod
-    def from_config(cls, cfg: Config, credentials: tuple[str, str] | None
-                    ) -> SignalSpamClient:
+    def from_config(cls, cfg: Config, credentials: tuple[str, str] | None, *,
+                    deadline: float | None = None) -> SignalSpamClient:
         s = cfg.signal_spam
-        return cls(s.endpoint, credentials, timeout=s.timeout, retries=s.retries)
+        return cls(s.endpoint, credentials, timeout=s.timeout, retries=s.retries,
+                   deadline=deadline)
 
     async def _request(self, method: str, data: dict[str, str] | None) -> SignalSpamResult:
         if self.credentials is None:
@@ -158,10 +178,15 @@ class SignalSpamClient:
         # HTTP Basic by hand: aiohttp's BasicAuth is deprecated; a colon ends the login
         token = base64.b64encode(f"{login.replace(':', '')}:{password}".encode()).decode()
         headers = {"Authorization": f"Basic {token}"}
-        timeout = aiohttp.ClientTimeout(total=self.timeout)
+        end = None if self.deadline is None else self.clock() + self.deadline
         last: int | None = None
         attempt = 0
         for attempt in range(1, self.retries + 2):
+            left = self.timeout if end is None else min(self.timeout, end - self.clock())
+            if left <= 0:
+                attempt -= 1
+                break
+            timeout = aiohttp.ClientTimeout(total=left)
             try:
                 async with aiohttp.ClientSession(timeout=timeout) as session, \
                         session.request(method, self.endpoint, data=data, headers=headers,
@@ -174,7 +199,10 @@ class SignalSpamClient:
             except (TimeoutError, aiohttp.ClientError) as exc:
                 log.warning("signal spam: %s (attempt %d)", type(exc).__name__, attempt)
             if attempt <= self.retries:
-                await asyncio.sleep(self.backoff * 2 ** (attempt - 1))
+                wait = self.backoff * 2 ** (attempt - 1)
+                if end is not None and self.clock() + wait >= end:
+                    break  # no time left for another try: say so now
+                await asyncio.sleep(wait)
         return SignalSpamResult(ReportStatus.UNAVAILABLE, last, attempt)
 
     async def report(self, raw: bytes) -> SignalSpamResult:
@@ -203,7 +231,8 @@ async def load_credentials(quarantine: Quarantine) -> tuple[str, str] | None:
 
 
 async def report_held(quarantine: Quarantine, cfg: Config, message_id: str, who: str | None,
-                      client: SignalSpamClient | None = None) -> ActionResult:
+                      client: SignalSpamClient | None = None, *,
+                      deadline: float | None = None) -> ActionResult:
     """Report a held inbound message; once reported it is deleted. Audited."""
     summary = await quarantine.store.get(message_id)
     if summary is None:
@@ -212,7 +241,8 @@ async def report_held(quarantine: Quarantine, cfg: Config, message_id: str, who:
         result = SignalSpamResult(ReportStatus.NOT_ALLOWED)
     else:
         if client is None:
-            client = SignalSpamClient.from_config(cfg, await load_credentials(quarantine))
+            client = SignalSpamClient.from_config(cfg, await load_credentials(quarantine),
+                                                  deadline=deadline)
         raw = await quarantine.store.raw(message_id)
         result = await client.report(strip_own_received(raw, cfg.hostname))
     await quarantine.audit.record("report", who, message_id, result=result.status.value,

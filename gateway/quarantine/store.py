@@ -18,6 +18,8 @@ a subject for inbound mail only (never for outbound mail).
 from __future__ import annotations
 
 import builtins
+import email.parser
+import email.policy
 import json
 import logging
 import os
@@ -92,6 +94,9 @@ class HoldMeta:
     auth_user: str | None = None
     queue_id: str = ""
     received_at: float | None = None
+    # the checks' evidence, already masked and filtered for what may be shown
+    # (``gateway.quarantine.reasons.shown_evidence``)
+    evidence: Sequence[str] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +118,8 @@ class HeldSummary:
     status_at: float | None = None
     status_by: str | None = None
     queue_id: str = ""
+    evidence: list[str] = field(default_factory=list)
+    from_header: str | None = None  # the From: header, as shown (display name + address)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,24 +161,42 @@ class QuarantineStore(Protocol):
     async def stats(self, since: float) -> builtins.list[StatRow]: ...
 
 
+def from_header(raw: bytes) -> str | None:
+    """The From: header as people read it (display name and address), one line of
+    at most 300 characters; None when absent or unreadable. The From header, not the
+    envelope sender, is what a forger fakes («Dr Paul Martin <…@medecin.mssante.fr>»)."""
+    head = raw[:65536].split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+    try:
+        parsed = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(
+            head + b"\r\n\r\n")
+        value = parsed.get("from")
+        text = " ".join(str(value).split()) if value is not None else ""
+    except Exception:  # a broken header: nothing to show, not an error
+        return None
+    return text[:300] or None
+
+
 def _reasons_json(reasons: Sequence[Reason]) -> str:
     return json.dumps([r.to_json() for r in reasons], ensure_ascii=False)
 
 
 def _summary(row: sqlite3.Row | tuple[Any, ...]) -> HeldSummary:
     (mid, queue_id, received_at, direction, sender, rcpt_domains, subject, size, symbols,
-     reasons, category, status, status_at, status_by, release_reply) = tuple(row)
+     reasons, category, status, status_at, status_by, release_reply, evidence,
+     from_header) = tuple(row)
     return HeldSummary(
         id=mid, received_at=received_at, direction=direction, sender=sender,
         rcpt_domains=json.loads(rcpt_domains), subject=subject, size=size,
         symbols=json.loads(symbols),
         reasons=[Reason(r["fr"], r["en"]) for r in json.loads(reasons)],
         category=category, status=status, release_reply=release_reply, status_at=status_at,
-        status_by=status_by, queue_id=queue_id)
+        status_by=status_by, queue_id=queue_id, evidence=json.loads(evidence or "[]"),
+        from_header=from_header)
 
 
 _COLUMNS = ("id, queue_id, received_at, direction, sender, rcpt_domains, subject, size, "
-            "symbols, reasons, category, status, status_at, status_by, release_reply")
+            "symbols, reasons, category, status, status_at, status_by, release_reply, "
+            "evidence, from_header")
 
 
 _SELECT_ONE = f"SELECT {_COLUMNS} FROM held WHERE id = ?"  # noqa: S608 - constant
@@ -230,11 +255,13 @@ class SQLiteStore:
                    json.dumps(sorted({domain_of(r) for r in meta.rcpt_tos})),
                    subject, len(raw), json.dumps(list(meta.symbols)),
                    _reasons_json(meta.reasons),
-                   meta.category if meta.category in CATEGORIES else "other")
+                   meta.category if meta.category in CATEGORIES else "other",
+                   json.dumps([str(e)[:200] for e in meta.evidence][:20], ensure_ascii=False),
+                   from_header(raw))
             self.db.call(lambda conn: transaction(conn, lambda c: c.execute(
                 "INSERT INTO held (id, queue_id, received_at, direction, sender, sender_lower,"
-                " rcpt_domains, subject, size, symbols, reasons, category)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)))
+                " rcpt_domains, subject, size, symbols, reasons, category, evidence,"
+                " from_header) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row)))
         except BaseException:
             blob_path.unlink(missing_ok=True)  # no row: the blob must not outlive it
             raise
@@ -347,7 +374,10 @@ class SQLiteStore:
                 ids = [r[0] for r in c.execute(
                     "SELECT id FROM held WHERE received_at < ? AND status != 'purged'",
                     (older_than,))]
-                c.execute("UPDATE held SET status = 'purged', subject = NULL, status_at = ?"
+                # inbound reasons and evidence may quote file names (a patient's name):
+                # erased with the subject; the category stays for the statistics
+                c.execute("UPDATE held SET status = 'purged', subject = NULL, reasons = '[]',"
+                          " evidence = '[]', from_header = NULL, status_at = ?"
                           " WHERE received_at < ? AND status != 'purged'",
                           (time.time(), older_than))
                 c.execute("DELETE FROM tokens WHERE expires_at < ?", (time.time(),))

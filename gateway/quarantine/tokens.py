@@ -135,3 +135,10 @@ class Tokens:
             return transaction(conn, body)
 
         return await self.db.run(use)
+
+    async def restore(self, token: str) -> None:
+        """Make a used token usable again: its action was tried and did not succeed
+        (the next hop refused for now, unreachable…), so the link must still work."""
+        digest = _hash(token)
+        await self.db.run(lambda conn: transaction(conn, lambda c: c.execute(
+            "UPDATE tokens SET used_at = NULL WHERE hash = ?", (digest,))))

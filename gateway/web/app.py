@@ -23,10 +23,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 import jinja2
+import markupsafe
 from aiohttp import web
 
 from gateway.config import Config
 from gateway.dns import Resolver
+from gateway.quarantine.display import visible
 from gateway.users import UserError, UsersFile
 from gateway.web import health, usb
 from gateway.web.backend import (
@@ -76,16 +78,28 @@ def _templates() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=True, lstrip_blocks=True,
         auto_reload=False,  # templates are package data: no stat() per page
+        finalize=_finalize,
     )
     return env
 
 
-def _size(n: int) -> str:
+def _finalize(value: Any) -> Any:
+    """Every printed value: direction controls (RLO…) of a file name, subject or
+    sender made visible, so «ordonnance.pdf\u202egpj.exe» cannot pass for a PDF."""
+    if isinstance(value, markupsafe.Markup):
+        return markupsafe.Markup(visible(str(value)))  # noqa: S704 - already safe markup
+    if isinstance(value, str):
+        return visible(value)
+    return value
+
+
+def _size(n: int, lang: str = "fr") -> str:
+    unit = ("B", "KB", "MB") if lang == "en" else ("o", "Ko", "Mo")
     if n >= 1024 * 1024:
-        return f"{n / 1024 / 1024:.1f} Mo"
+        return f"{n / 1024 / 1024:.1f} {unit[2]}"
     if n >= 1024:
-        return f"{n / 1024:.0f} Ko"
-    return f"{n} o"
+        return f"{n / 1024:.0f} {unit[1]}"
+    return f"{n} {unit[0]}"
 
 
 def _safe_next(value: str | None) -> str:
@@ -147,6 +161,7 @@ class Console:
             r.add_get(prefix + "/{token}", self.one_click_form)
             r.add_post(prefix + "/{token}", self.one_click_act)
         r.add_get("/static/style.css", self.stylesheet)
+        r.add_get("/favicon.ico", self.favicon)
         return app
 
     @staticmethod
@@ -197,8 +212,12 @@ class Console:
         if request.method == "POST" and not request.path.startswith(("/a/", "/action/")):
             form = await request.post()
             submitted = form.get("csrf")
-            if not csrf_ok(request[SESSION], submitted if isinstance(submitted, str)
-                           else None):
+            session: Session | None = request[SESSION]
+            if request.path != "/login" and (session is None or session.user is None):
+                # the session ended (idle, restart) while the form was open: log in
+                # again, rather than a «form expired» that suggests a forgery
+                self._user(request)
+            if not csrf_ok(session, submitted if isinstance(submitted, str) else None):
                 log.info("console: POST %s refused: missing or wrong CSRF token",
                          request.match_info.route.resource.canonical
                          if request.match_info.route.resource else "?")
@@ -237,8 +256,9 @@ class Console:
         lang: Lang = request.get(LANG, "fr")
         return translate(lang, key, **values)
 
-    def local_time(self, stamp: float) -> str:
-        return datetime.datetime.fromtimestamp(stamp, self.tz).strftime("%d/%m/%Y %H:%M")
+    def local_time(self, stamp: float, *, seconds: bool = False) -> str:
+        return datetime.datetime.fromtimestamp(stamp, self.tz).strftime(
+            "%d/%m/%Y %H:%M:%S" if seconds else "%d/%m/%Y %H:%M")
 
     def render(self, request: web.Request, template: str, *, status: int = 200,
                **context: Any) -> web.Response:
@@ -259,7 +279,8 @@ class Console:
         query["lang"] = other
         html = self.templates.get_template(template).render(
             t=t, lang=lang, reason=reason, session=session, flash=flash,
-            user=session.user if session else None, size=_size, when=self.local_time,
+            user=session.user if session else None, size=lambda n: _size(n, lang),
+            when=self.local_time,
             lang_url=f"{request.path}?{urlencode(query)}", **context)
         return web.Response(text=html, content_type="text/html", charset="utf-8",
                             status=status)
@@ -341,8 +362,10 @@ class Console:
         keys = (f"ip:{ip}", f"name:{name.lower()}")
         wait = self.throttle.blocked_for(*keys)
         if wait > 0:
-            await self._audit("login_refused", name if self._known(name) else "(inconnu)",
-                              ip=ip, reason="throttled")
+            who = name if self._known(name) else "(inconnu)"
+            await self._audit("login_refused", who, ip=ip, reason="throttled")
+            log.warning("console: login of %s from %s refused: too many failures "
+                        "(blocked %d s more)", who, ip, math.ceil(wait))
             return await self.login_form(
                 request, status=429, name=name,
                 error=self.t(request, "login.blocked", minutes=max(1, math.ceil(wait / 60))))
@@ -353,8 +376,13 @@ class Console:
                 self.throttle.failed(*keys)
                 await asyncio.sleep(self.cfg.web.failure_delay)
             known = self._known(name)
+            reason = "not_admin" if user is not None else "bad_password"
             await self._audit("login_failed", name if known else "(inconnu)", ip=ip,
-                              reason="not_admin" if user is not None else "bad_password")
+                              reason=reason)
+            # the journal too (fail2ban, the admin's eyes); never the password, and an
+            # unknown name is not written (it may be a password typed in the wrong box)
+            log.warning("console: failed login for %s from %s (%s)",
+                        name if known else "(unknown name)", ip, reason)
             key = "login.not_admin" if user is not None else "login.failed"
             return await self.login_form(request, status=403 if user else 401, name=name,
                                          error=self.t(request, key))
@@ -524,14 +552,15 @@ class Console:
         chart = bar_chart(labels, series, self.t(request, "dash.chart")) if rows else ""
         totals = [sum(counts[i] for _, counts in rows) for i in range(len(DIRECTIONS))]
         reports = await asyncio.to_thread(usb.list_reports, self.cfg.data_dir / "usb-reports",
-                                          1)
+                                          1, self.tz)
         return self.render(request, "dashboard.html", rows=rows, chart=chart, totals=totals,
                            by_status=stats.by_status, directions=DIRECTIONS,
                            last_usb=reports[0] if reports else None)
 
     async def usb_page(self, request: web.Request) -> web.StreamResponse:
         self._user(request)
-        reports = await asyncio.to_thread(usb.list_reports, self.cfg.data_dir / "usb-reports")
+        reports = await asyncio.to_thread(usb.list_reports, self.cfg.data_dir / "usb-reports",
+                                          usb.MAX_REPORTS, self.tz)
         return self.render(request, "usb.html", reports=reports,
                            count_labels=usb.COUNT_LABELS)
 
@@ -557,6 +586,10 @@ class Console:
         log.info("console: Signal Spam credentials checked by %s: %s", user,
                  "ok" if outcome.ok else "refused")
         raise web.HTTPSeeOther("/settings")
+
+    async def favicon(self, request: web.Request) -> web.StreamResponse:
+        """Browsers ask for it on every visit: nothing, rather than a 404 page."""
+        return web.Response(status=204, headers={"Cache-Control": "max-age=86400"})
 
     async def stylesheet(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(self.static_dir / "style.css",
@@ -596,11 +629,13 @@ class Console:
         form = await request.post()
         action_text = str(form.get("action", ""))
         nonce = form.get("nonce")
-        if action_text not in ACTIONS or not self.nonces.check(
-                f"{token}\0{action_text}", nonce if isinstance(nonce, str) else None):
+        state = "invalid" if action_text not in ACTIONS else self.nonces.status(
+            f"{token}\0{action_text}", nonce if isinstance(nonce, str) else None)
+        if state != "ok":  # «too old» only when it is the right page, seen too long ago
             return self.render(request, "error.html", status=403,
                                title=self.t(request, "oc.invalid.title"),
-                               text=self.t(request, "oc.nonce"))
+                               text=self.t(request, "oc.nonce" if state == "expired"
+                                           else "oc.bad_form"))
         action = self._action(action_text)
         # What the link is for, checked before it is used up: a link that cannot act
         # (message no longer held, outbound mail to report) stays as it was.
@@ -619,7 +654,11 @@ class Console:
         info = await self.backend.consume_token(token, action)  # once, bound to the action
         if isinstance(info, TokenError):
             return self._token_problem(request, info)
+        await self._audit("one_click", DIGEST_WHO, info.message_id, action=action,
+                          ip=self.client_ip(request))  # who clicked, from where
         outcome = await self.backend.act(info.message_id, action, DIGEST_WHO)
+        if not outcome.ok:  # nothing done (next hop refused for now…): the link still works
+            await self.backend.restore_token(token)
         log.info("one-click: %s on %s: %s", action, info.message_id,
                  "ok" if outcome.ok else "failed")
         return self.render(request, "done.html", status=200 if outcome.ok else 502,

@@ -36,6 +36,7 @@ class Held:
     status: str  # "held" | "released" | "deleted" | "reported" | "purged"
     release_reply: str | None = None
     evidence: list[str] = field(default_factory=list)  # masked by the checks
+    from_header: str | None = None  # the From: header (what the reader sees)
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,10 @@ class Backend(Protocol):
         ...
 
     async def consume_token(self, token: str, action: Action) -> TokenInfo | TokenError: ...
+
+    async def restore_token(self, token: str) -> None:
+        """Give back a token whose action did not succeed (the link works again)."""
+        ...
 
     async def audit(self, event: str, who: str, message_id: str = "",
                     **details: Any) -> None: ...

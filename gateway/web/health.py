@@ -16,7 +16,13 @@ from cryptography import x509
 
 from gateway.config import Config
 from gateway.dns import DNSTempError, NXDomain, Resolver
-from gateway.quarantine.crypto import key_path
+from gateway.quarantine.crypto import (
+    QuarantineKeyError,
+    Sealer,
+    key_path,
+    key_source,
+    load_key,
+)
 from gateway.quarantine.digest import public_url
 from gateway.smtp.relay import client_tls_context
 
@@ -128,10 +134,37 @@ def check_digest(cfg: Config) -> Check:
                  f"every day at {digest.time} ({digest.timezone}) to {who}")
 
 
+def _key_opens_held_mail(cfg: Config) -> Check | None:
+    """A problem when the key is invalid or does not open a held message (a replaced
+    or mistyped key would otherwise be called correct); None when it does."""
+    try:
+        key = load_key(cfg, create=False)
+    except QuarantineKeyError as exc:
+        return Check("set.key", "fail", exc.fr, exc.en)
+    blobs = cfg.data_dir / "quarantine" / "blobs"
+    try:
+        sample = next((p for p in blobs.iterdir() if not p.name.startswith(".")), None)
+        blob = sample.read_bytes() if sample is not None else None
+    except OSError:
+        return None
+    if sample is None or blob is None:
+        return None
+    try:
+        Sealer(key).open(blob, sample.name.encode("ascii", "replace"))
+    except QuarantineKeyError:
+        return Check("set.key", "fail",
+                     f"{key_source(cfg)} n'ouvre pas les messages retenus : ce n'est pas la "
+                     "clé qui les a chiffrés ; remettez la bonne clé (sauvegarde)",
+                     f"{key_source(cfg)} does not open the held messages: it is not the key "
+                     "they were encrypted with; put the right key back (backup)")
+    return None
+
+
 def check_key(cfg: Config) -> Check:
     if cfg.quarantine.key:
-        return Check("set.key", "ok", "clé donnée par la configuration / l'environnement",
-                     "key given by the configuration / environment")
+        return _key_opens_held_mail(cfg) or Check(
+            "set.key", "ok", "clé donnée par la configuration / l'environnement",
+            "key given by the configuration / environment")
     path = key_path(cfg)
     try:
         mode = path.stat().st_mode & 0o777
@@ -144,6 +177,9 @@ def check_key(cfg: Config) -> Check:
     if mode & 0o077:
         return Check("set.key", "fail", f"{path} lisible par d'autres (droits {mode:o}, "
                      "attendu 600)", f"{path} readable by others (mode {mode:o}, expected 600)")
+    problem = _key_opens_held_mail(cfg)
+    if problem is not None:
+        return problem
     return Check("set.key", "ok", f"{path} présente (droits 600) — gardez-en une copie à "
                  "part des données", f"{path} present (mode 600) — keep a copy apart from "
                  "the data")
@@ -166,5 +202,6 @@ def check_public_url(cfg: Config) -> Check:
 
 async def run_checks(cfg: Config, resolver: Resolver, cert: Path | None) -> list[Check]:
     upstream, dns = await asyncio.gather(check_upstream(cfg), check_dns(resolver))
-    return [upstream, dns, check_certificate(cert), check_digest(cfg), check_key(cfg),
+    key = await asyncio.to_thread(check_key, cfg)  # reads and opens one held message
+    return [upstream, dns, check_certificate(cert), check_digest(cfg), key,
             check_public_url(cfg)]

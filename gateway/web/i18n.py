@@ -64,6 +64,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "col.reason": ("Motif", "Reason"),
     "col.status": ("État", "Status"),
     "col.size": ("Taille", "Size"),
+    "col.from": ("De (en-tête From)", "From (header)"),
+    "col.envelope": ("Expéditeur de l'enveloppe", "Envelope sender"),
+    "col.id": ("Identifiant", "Id"),
     "page.prev": ("← Précédents", "← Previous"),
     "page.next": ("Suivants →", "Next →"),
     "page.of": ("page {page} sur {pages}", "page {page} of {pages}"),
@@ -126,9 +129,10 @@ STRINGS: dict[str, tuple[str, str]] = {
                         "The message will be deleted for good."),
     "act.report.what": (
         "Le message sera envoyé à Signal Spam (plateforme publique de signalement) avec "
-        "le compte du cabinet.",
+        "le compte du cabinet. La réponse peut prendre jusqu'à 15 secondes : ne cliquez "
+        "qu'une fois.",
         "The message will be sent to Signal Spam (the public reporting platform) with the "
-        "practice's account."),
+        "practice's account. The answer may take up to 15 seconds: click only once."),
     "act.allow.what": (
         "Les prochains messages de cet expéditeur ne seront plus retenus pour ce motif, "
         "et celui-ci sera libéré.",
@@ -180,8 +184,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "set.signal_spam": ("Compte Signal Spam", "Signal Spam account"),
     "set.signal_spam.check": ("Vérifier les identifiants", "Check the credentials"),
     "set.signal_spam.what": (
-        "Essaie le compte enregistré par « vigie signal-spam login » (rien n'est signalé).",
-        "Tries the account saved by 'vigie signal-spam login' (nothing is reported)."),
+        "Essaie le compte enregistré par « vigie signal-spam login » (rien n'est signalé ; "
+        "la réponse peut prendre jusqu'à 15 secondes).",
+        "Tries the account saved by 'vigie signal-spam login' (nothing is reported; the "
+        "answer may take up to 15 seconds)."),
     "set.console": ("Adresse publique de la console", "Console public address"),
     "oc.title": ("Confirmer l'action", "Confirm the action"),
     "oc.message": ("Message concerné", "Message"),
@@ -206,9 +212,16 @@ STRINGS: dict[str, tuple[str, str]] = {
         "du récapitulatif et cliquez de nouveau.",
         "This confirmation page is too old. Nothing was done. Open the digest link again "
         "and click again."),
+    "oc.bad_form": (
+        "Cette demande ne vient pas de la page de confirmation de ce lien. Rien n'a été "
+        "fait. Ouvrez le lien du récapitulatif et cliquez sur le bouton de la page.",
+        "This request does not come from this link's confirmation page. Nothing was "
+        "done. Open the digest link and click the page's button."),
     "oc.retry": (
-        "Ce lien a servi : pour réessayer, ouvrez la console de vigie (Messages retenus).",
-        "This link has been used: to try again, open the vigie console (Held messages)."),
+        "Le message est toujours retenu et ce lien reste valable : réessayez plus tard, "
+        "ou ouvrez la console de vigie (Messages retenus).",
+        "The message is still held and this link still works: try again later, or open "
+        "the vigie console (Held messages)."),
     "oc.done.title": ("C'est fait", "Done"),
     "oc.failed.title": ("L'action n'a pas abouti", "The action did not succeed"),
     "footer": ("vigie — passerelle de sécurité du cabinet", "vigie — the practice's mail gateway"),

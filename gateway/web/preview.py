@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import mimetypes
 import re
 from dataclasses import dataclass, field
 from email.message import Message
@@ -30,15 +31,41 @@ class Attachment:
     declared: str  # the Content-Type the mail says
     true_type: str  # what libmagic finds in the decoded bytes
     size: int
+    name_type: str = ""  # the type the file name's extension claims (not shown)
 
     @property
     def mismatch(self) -> bool:
-        """The declared type and the content disagree (a .exe sent as a PDF…)."""
-        generic = {"application/octet-stream", "text/plain", ""}
-        if self.declared in generic or self.true_type in generic:
+        """The declared type (or the file name) and the content disagree: a .exe sent
+        as a PDF, or plain text (a script, an EICAR test file) named or declared a
+        PDF or an image."""
+        claimed = self.declared
+        if claimed in _GENERIC:
+            claimed = self.name_type
+        if claimed in _GENERIC or self.true_type in ("application/octet-stream", ""):
             return False
-        return self.declared.split("/")[0] != self.true_type.split("/")[0] or (
-            self.declared.split("/")[0] == "application" and self.declared != self.true_type)
+        if self.true_type == "text/plain":
+            main = claimed.split("/")[0]
+            return main in _BINARY_MAIN and claimed not in _TEXTUAL and not claimed.endswith(
+                ("+xml", "+json"))
+        return claimed.split("/")[0] != self.true_type.split("/")[0] or (
+            claimed.split("/")[0] == "application" and claimed != self.true_type)
+
+
+_GENERIC = frozenset({"application/octet-stream", "text/plain", ""})
+_BINARY_MAIN = frozenset({"application", "image", "audio", "video", "font"})
+# application types whose content is text: plain text there is no surprise
+_TEXTUAL = frozenset({"application/json", "application/xml", "application/javascript",
+                      "application/x-javascript", "application/ecmascript",
+                      "application/x-sh", "application/x-csh", "application/x-perl",
+                      "application/x-python", "application/pgp-signature",
+                      "application/pgp-keys", "application/pgp-encrypted", "application/rtf",
+                      "application/x-yaml", "application/yaml", "application/sql",
+                      "application/x-tex", "application/x-latex", "application/mbox",
+                      "application/x-pem-file", "application/pkix-cert"})
+
+
+def _name_type(filename: str) -> str:
+    return mimetypes.guess_type(filename, strict=False)[0] or "" if filename else ""
 
 
 @dataclass
@@ -168,7 +195,8 @@ def build_preview(raw: bytes, *, content: bool = True) -> Preview:
             data = _decoded(part)
             preview.attachments.append(Attachment(
                 filename=(filename or "(sans nom)") if content else "(masqué)",
-                declared=ctype, true_type=true_type(data), size=len(data)))
+                declared=ctype, true_type=true_type(data), size=len(data),
+                name_type=_name_type(filename or "")))
             continue
         if ctype == "text/plain" and plain is None:
             plain = part

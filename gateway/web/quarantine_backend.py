@@ -35,6 +35,7 @@ log = logging.getLogger("vigie.web")
 WEB_LABELS = {
     "view_content": ("contenu d'un message envoyé consulté", "outbound content viewed"),
     "login_refused": ("connexion bloquée (trop d'essais)", "login blocked (too many tries)"),
+    "one_click": ("lien du récapitulatif utilisé", "digest link used"),
 }
 
 
@@ -43,7 +44,7 @@ def _held(s: HeldSummary) -> Held:
                 rcpt_domains=list(s.rcpt_domains), subject=s.subject, size=s.size,
                 symbols=list(s.symbols), reasons=list(s.reasons), category=s.category,
                 status=s.status, release_reply=s.release_reply,
-                evidence=list(getattr(s, "evidence", []) or []))
+                evidence=list(s.evidence), from_header=s.from_header)
 
 
 def _token_problem(exc: QTokenError) -> TokenError:
@@ -119,8 +120,9 @@ class QuarantineBackend:
                 released = await actions.release(self.q, message_id, self.next_hop, who)
                 return Outcome(released.ok, f"{allowed.fr} ; {released.fr}",
                                f"{allowed.en}; {released.en}")
-            return _outcome(await signal_spam.report_held(self.q, self.cfg, message_id, who,
-                                                          self.client))
+            return _outcome(await signal_spam.report_held(
+                self.q, self.cfg, message_id, who, self.client,
+                deadline=signal_spam.INTERACTIVE_DEADLINE))  # a person is waiting
         except QuarantineError as exc:
             return Outcome(False, exc.fr, exc.en)
         except (OSError, sqlite3.Error) as exc:
@@ -132,7 +134,8 @@ class QuarantineBackend:
 
     async def check_signal_spam(self) -> Outcome:
         client = self.client or signal_spam.SignalSpamClient.from_config(
-            self.cfg, await signal_spam.load_credentials(self.q))
+            self.cfg, await signal_spam.load_credentials(self.q),
+            deadline=signal_spam.INTERACTIVE_DEADLINE)
         result = await client.check_credentials()
         if result.ok:
             return Outcome(True, "identifiants Signal Spam acceptés",
@@ -165,6 +168,9 @@ class QuarantineBackend:
         except QTokenError as exc:
             return _token_problem(exc)
         return TokenInfo(message_id, action)
+
+    async def restore_token(self, token: str) -> None:
+        await self.q.tokens.restore(token)
 
     async def audit(self, event: str, who: str, message_id: str = "", **details: Any
                     ) -> None:

@@ -177,10 +177,15 @@ class Nonces:
         return f"{stamp}.{self._mac(token, stamp)}"
 
     def check(self, token: str, nonce: str | None) -> bool:
+        return self.status(token, nonce) == "ok"
+
+    def status(self, token: str, nonce: str | None) -> str:
+        """"ok"; "expired" (the right page, seen too long ago); "invalid" (missing,
+        altered, or from the page of another action)."""
         stamp_text, _, mac = (nonce or "").partition(".")
         if not stamp_text.isdigit() or not mac:
-            return False
+            return "invalid"
         stamp = int(stamp_text)
-        if not 0 <= self.clock() - stamp <= self.ttl:
-            return False
-        return hmac.compare_digest(self._mac(token, stamp), mac)
+        if not hmac.compare_digest(self._mac(token, stamp), mac):
+            return "invalid"
+        return "ok" if 0 <= self.clock() - stamp <= self.ttl else "expired"

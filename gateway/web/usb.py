@@ -40,14 +40,23 @@ def _first(d: dict[str, Any], *keys: str) -> Any:
     return None
 
 
-def _time_text(value: Any) -> str:
+def _time_text(value: Any, tz: datetime.tzinfo | None = None) -> str:
+    """A report's time in the console's zone (Europe/Paris), like every other page:
+    `vigie usb watch` writes UTC (``2026-11-29T14:00:00Z``)."""
+    tz = tz or datetime.UTC
     if isinstance(value, int | float) and not isinstance(value, bool):
         try:
-            return datetime.datetime.fromtimestamp(value).strftime("%Y-%m-%d %H:%M")
+            return datetime.datetime.fromtimestamp(value, tz).strftime("%d/%m/%Y %H:%M")
         except (OverflowError, OSError, ValueError):
             return str(value)
     if isinstance(value, str):
-        return value.replace("T", " ")[:19]
+        try:
+            moment = datetime.datetime.fromisoformat(value.strip())
+        except ValueError:
+            return value.replace("T", " ")[:19]
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=datetime.UTC)
+        return moment.astimezone(tz).strftime("%d/%m/%Y %H:%M")
     return ""
 
 
@@ -104,7 +113,7 @@ def _counts(data: dict[str, Any]) -> dict[str, int]:
             if isinstance(v, int) and not isinstance(v, bool)}
 
 
-def read_report(path: Path) -> UsbReport:
+def read_report(path: Path, tz: datetime.tzinfo | None = None) -> UsbReport:
     report = UsbReport(name=path.name)
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
@@ -127,13 +136,15 @@ def read_report(path: Path) -> UsbReport:
                        or (roots[0] if isinstance(roots, list) and roots else "") or "")
     report.label = str(_first(data, "label", "device_label")
                        or _first(device, "label", "name") or "")
-    report.started = _time_text(_first(data, "started", "started_at", "time", "finished"))
+    report.started = _time_text(_first(data, "started", "started_at", "time", "finished"),
+                                tz)
     report.counts = _counts(data)
     report.flagged = _files(data)
     return report
 
 
-def list_reports(folder: Path, limit: int = MAX_REPORTS) -> list[UsbReport]:
+def list_reports(folder: Path, limit: int = MAX_REPORTS, tz: datetime.tzinfo | None = None
+                 ) -> list[UsbReport]:
     """Newest first (file names start with a timestamp; mtime otherwise)."""
     try:
         paths = [p for p in folder.iterdir() if p.suffix == ".json" and p.is_file()]
@@ -149,4 +160,4 @@ def list_reports(folder: Path, limit: int = MAX_REPORTS) -> list[UsbReport]:
             return (0.0, p.name)
 
     paths.sort(key=key, reverse=True)
-    return [read_report(p) for p in paths[:limit]]
+    return [read_report(p, tz) for p in paths[:limit]]

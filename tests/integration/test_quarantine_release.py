@@ -7,6 +7,7 @@ import asyncio
 import dataclasses
 import email
 import email.policy
+import re
 import socket
 import subprocess
 import sys
@@ -252,6 +253,9 @@ def test_cli(tmp_path: Path, upstream: CapturingUpstream) -> None:
     assert "Bilan" not in listing.stdout
     dry = _vigie(cfg_path, "digest", "--dry-run")
     assert dry.returncode == 0 and "vigie.cabinet-kine.fr/a/" in dry.stdout
+    # a printed digest carries placeholders, never working release links
+    assert "/a/LIEN-D-EXEMPLE-inactif-dry-run" in dry.stdout
+    assert not re.search(r"/a/[A-Za-z0-9_-]{43}\b", dry.stdout)
     assert upstream.messages == []
     released = _vigie(cfg_path, "quarantine", "release", mid)
     assert released.returncode == 0, released.stderr

@@ -83,7 +83,7 @@ async def test_report_posts_the_message_in_base64_with_basic_auth(endpoint: Endp
     (201, ReportStatus.OK), (202, ReportStatus.OK),
     (401, ReportStatus.BAD_CREDENTIALS), (302, ReportStatus.BAD_CREDENTIALS),
     (403, ReportStatus.NOT_CONFIRMED), (400, ReportStatus.REFUSED),
-    (404, ReportStatus.REFUSED),
+    (404, ReportStatus.NOT_FOUND), (410, ReportStatus.NOT_FOUND),
 ])
 async def test_answers_are_typed_and_not_retried(endpoint: Endpoint, status: int,
                                                  expected: ReportStatus) -> None:
@@ -204,3 +204,27 @@ async def test_outbound_mail_is_never_reported(quarantine: Quarantine,
     result = await signal_spam.report_held(quarantine, cfg, mid, "camille")
     assert not result.ok and endpoint.requests == []
     assert "envoyé par le cabinet" in result.fr
+
+
+async def test_a_404_says_the_endpoint_may_have_moved(endpoint: Endpoint) -> None:
+    endpoint.script = [(404, 0.0)]
+    result = await client(endpoint).check_credentials()
+    assert result.status is ReportStatus.NOT_FOUND
+    assert "[signal_spam] endpoint" in result.fr and "[signal_spam] endpoint" in result.en
+
+
+async def test_a_person_waiting_is_answered_within_the_deadline(endpoint: Endpoint) -> None:
+    """The console waited timeout × 4 attempts + backoff (~30 s) on a slow endpoint;
+    with a deadline it stops trying when no time is left for another attempt."""
+    endpoint.script = [(200, 3.0)] * 4
+    slow = SignalSpamClient(endpoint.url, (LOGIN, PASSWORD), timeout=5.0, retries=3,
+                            backoff=0.5, deadline=1.0)
+    result = await slow.report(SPAM)
+    assert result.status is ReportStatus.UNAVAILABLE
+    assert result.attempts == 1 and len(endpoint.requests) == 1
+    # without a deadline (the CLI), the retries happen as configured
+    endpoint.requests.clear()
+    endpoint.script = [(500, 0.0)] * 4
+    patient = SignalSpamClient(endpoint.url, (LOGIN, PASSWORD), timeout=5.0, retries=3,
+                               backoff=0.01)
+    assert (await patient.report(SPAM)).attempts == 4

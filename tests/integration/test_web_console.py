@@ -4,6 +4,7 @@ one-click link; a GET on the link releases nothing."""
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import socket
@@ -197,6 +198,16 @@ def test_a_release_the_upstream_refuses_for_now_keeps_the_message_held(
     assert "le message reste retenu" in text and "ouvrez la console" in text
     assert upstream.messages == []
     assert status_of(gw.cfg, message_id) == "held"
+    # the link was not used up: it says so, and works once the upstream is back
+    assert "toujours retenu et ce lien reste valable" in html.unescape(text)
+    upstream.behaviour.data_reply = None
+    status, _, page = visitor.get(f"/a/{token}")
+    assert status == 200, page
+    status, _, text = visitor.post(f"/a/{token}", {"action": "release",
+                                                   "nonce": field(page, "nonce")})
+    assert status == 200, text
+    assert len(upstream.messages) == 1
+    assert status_of(gw.cfg, message_id) == "released"
 
 
 def test_the_console_can_serve_https_with_the_gateway_certificate(

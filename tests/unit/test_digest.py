@@ -212,3 +212,64 @@ def test_next_run_other_zone() -> None:
     now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
     assert digest.next_run(now, "08:00", ZoneInfo("America/Cayenne")) == datetime(
         2026, 11, 30, 11, 0, tzinfo=UTC)
+
+
+async def test_direction_controls_are_made_visible_in_both_parts(cfg: Config) -> None:
+    q = Quarantine.open(cfg)
+    try:
+        raw = make_message(sender="a@example.org", to="camille@cabinet-kine.fr",
+                           subject="ordonnance.pdf\u202egpj.exe", body="x\r\n")
+        message = Message(raw, Envelope("a\u202e@example.org", ["camille@cabinet-kine.fr"],
+                                        Direction.INBOUND, queue_id="RLO0000001"))
+        meta = hold_meta(message, ["SPAM_LIKE"])
+        await q.store.hold(raw, dataclasses.replace(meta, received_at=DAY_START))
+        d = await digest.build(q, cfg, since=DAY_START - 60, until=DAY_START + 60)
+    finally:
+        q.close()
+    for part in (d.text, d.html):
+        assert "\u202e" not in part
+        assert "ordonnance.pdf«U+202E»gpj.exe" in part
+        assert "a«U+202E»@example.org" in part
+
+
+async def test_a_dry_run_prints_placeholder_links_and_stores_no_token(
+        day: Quarantine, cfg: Config) -> None:
+    d = await digest.build(day, cfg, since=DAY_START - 60, until=DAY_START + 86400,
+                           dry_run=True)
+    assert d.count == 5
+    assert f"/a/{digest.DRY_RUN_TOKEN}" in d.text
+    assert not re.findall(r"/a/([A-Za-z0-9_-]{43})\b", d.text)
+    count = day.store.db.call(lambda c: c.execute("SELECT count(*) FROM tokens").fetchone())
+    assert count == (0,)
+
+
+async def test_messages_still_held_from_earlier_days_come_back(day: Quarantine,
+                                                               cfg: Config) -> None:
+    """A release that failed (or was never clicked) must not vanish from the digests."""
+    since = DAY_START + 3 * 3600 - 1
+    d = await digest.build(day, cfg, since=since, until=DAY_START + 86400, earlier=True)
+    assert d.count == 5
+    older = d.text.index("Toujours retenus depuis les jours précédents (3)")
+    assert d.text.index("Ressemble à du spam (1)") < older
+    assert len(re.findall(r"/a/[A-Za-z0-9_-]{43}", d.text[older:])) == 3 * 2
+    await day.store.set_status("DAY0000000", "released")
+    d = await digest.build(day, cfg, since=since, until=DAY_START + 86400, earlier=True)
+    assert "Toujours retenus depuis les jours précédents (2)" in d.text
+
+
+async def test_inbound_lines_show_the_from_header_then_the_envelope(cfg: Config) -> None:
+    """A forged «Dr Paul Martin» showed as «De : bob@example.org»."""
+    q = Quarantine.open(cfg)
+    try:
+        raw = make_message(sender='"Dr Paul Martin" <paul.martin@medecin.mssante.fr>',
+                           to="camille@cabinet-kine.fr", subject="Courrier", body="x\r\n")
+        message = Message(raw, Envelope("bob@example.org", ["camille@cabinet-kine.fr"],
+                                        Direction.INBOUND, queue_id="FROM000001"))
+        meta = hold_meta(message, ["IMP_DISPLAY_NAME"])
+        await q.store.hold(raw, dataclasses.replace(meta, received_at=DAY_START + 7))
+        d = await digest.build(q, cfg, since=DAY_START - 60, until=DAY_START + 60)
+    finally:
+        q.close()
+    assert "De : Dr Paul Martin <paul.martin@medecin.mssante.fr>" in d.text
+    assert "Expéditeur de l'enveloppe : bob@example.org" in d.text
+    assert "28/11/2026 09:00:07" in d.text and "Taille : " in d.text

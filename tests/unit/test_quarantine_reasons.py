@@ -40,3 +40,29 @@ def test_inbound_adds_the_checks_reasons_but_not_the_patient_data_ones() -> None
     assert not any("1 85" in t for t in texts) and "ok" not in texts
     assert plain_reasons(["UNKNOWN"], "outbound") == [OTHER]
     assert OTHER not in plain_reasons(["UNKNOWN", "HYG_NO_DATE"], "outbound")
+
+
+def test_every_reason_of_an_inbound_check_is_kept() -> None:
+    """The EICAR mail showed only its first reason (the RLO one)."""
+    scan = Finding("attachments", "ATT_MALICIOUS", Outcome.HIT, (
+        Reason("nom de fichier trompeur (caractère d'inversion)", "misleading file name"),
+        Reason("programme Windows", "Windows program"),
+        Reason("EICAR (règle eicar)", "EICAR (rule eicar)")))
+    texts = [r.fr for r in plain_reasons(["ATT_MALICIOUS"], "inbound", [scan])]
+    assert texts[:3] == ["nom de fichier trompeur (caractère d'inversion)",
+                         "programme Windows", "EICAR (règle eicar)"]
+
+
+def test_shown_evidence_keeps_patient_data_out() -> None:
+    from gateway.quarantine.reasons import shown_evidence
+
+    nir = Finding("patient_data", "PD_NIR", Outcome.HIT, (), ("1 85 05 •• ••• ••• 36",))
+    terms = Finding("patient_data", "PD_DIAGNOSIS", Outcome.HIT, (), ("lombalgie",))
+    webmail = Finding("patient_data", "PATIENT_DATA_WEBMAIL_HIGH", Outcome.HIT, (),
+                      ("gmail.com",))
+    scan = Finding("attachments", "ATT_MALICIOUS", Outcome.HIT, (), ("facture.pdf.exe",))
+    passed = Finding("spf", "SPF_PASS", Outcome.PASS, (), ("ip=192.0.2.1",))
+    out = shown_evidence([nir, terms, webmail, scan, passed], "outbound")
+    assert out == ["PD_NIR : 1 85 05 •• ••• ••• 36", "PATIENT_DATA_WEBMAIL_HIGH : gmail.com"]
+    inbound = shown_evidence([nir, terms, scan, passed], "inbound")
+    assert inbound == ["ATT_MALICIOUS : facture.pdf.exe"]

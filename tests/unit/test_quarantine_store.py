@@ -104,13 +104,61 @@ async def test_key_file_is_private_and_a_wrong_key_is_a_clear_error(cfg: Config)
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     cfg.quarantine.key = base64.b64encode(b"k" * 32).decode()
     other = Quarantine.open(cfg)
-    with pytest.raises(QuarantineKeyError, match="mauvaise clé"):
+    with pytest.raises(QuarantineKeyError, match="pas la clé qui a chiffré") as caught:
         await other.store.open(mid)
+    assert "VIGIE_QUARANTINE_KEY" in str(caught.value)
+    assert "configuration invalide" not in str(caught.value)
     other.close()
     key.write_text("not base64 at all")
     cfg.quarantine.key = ""
     with pytest.raises(ConfigError, match="clé de quarantaine invalide"):
         Quarantine.open(cfg)
+
+
+async def test_a_lost_key_file_is_not_replaced_when_something_is_sealed(
+        cfg: Config) -> None:
+    q = Quarantine.open(cfg)
+    await q.store.hold(b"Subject: a\r\n\r\nx\r\n", outbound())
+    q.close()
+    key = cfg.data_dir / "quarantine.key"
+    key.unlink()
+    with pytest.raises(QuarantineKeyError) as caught:
+        Quarantine.open(cfg)
+    text = str(caught.value)
+    assert str(key) in text and "sauvegarde" in text and "backup" in text
+    assert "configuration invalide" not in text
+    assert not key.exists()
+
+
+async def test_a_lost_key_file_is_not_replaced_when_a_secret_is_saved(cfg: Config) -> None:
+    q = Quarantine.open(cfg)
+    await q.secrets.put("signal_spam", b"login:password")
+    q.close()
+    (cfg.data_dir / "quarantine.key").unlink()
+    with pytest.raises(QuarantineKeyError, match="ne crée pas de nouvelle clé"):
+        Quarantine.open(cfg)
+    assert not (cfg.data_dir / "quarantine.key").exists()
+
+
+def test_the_folders_of_a_configured_key_file_are_never_created(cfg: Config,
+                                                                  tmp_path: Path) -> None:
+    cfg.quarantine.key_file = str(tmp_path / "nonexistent" / "dir" / "q.key")
+    with pytest.raises(QuarantineKeyError, match="n'existe pas"):
+        Quarantine.open(cfg)
+    assert not (tmp_path / "nonexistent").exists()
+    (tmp_path / "keys").mkdir()
+    cfg.quarantine.key_file = str(tmp_path / "keys" / "q.key")
+    Quarantine.open(cfg).close()  # an existing folder: the first start creates the key
+    assert stat.S_IMODE((tmp_path / "keys" / "q.key").stat().st_mode) == 0o600
+
+
+def test_a_key_file_readable_by_others_is_warned_about(
+        cfg: Config, caplog: pytest.LogCaptureFixture) -> None:
+    Quarantine.open(cfg).close()
+    key = cfg.data_dir / "quarantine.key"
+    key.chmod(0o644)
+    Quarantine.open(cfg).close()
+    assert "chmod 600" in caplog.text and str(key) in caplog.text
 
 
 def test_key_from_the_environment(tmp_path: Path) -> None:
@@ -323,3 +371,83 @@ def test_hold_meta_keeps_one_line_of_inbound_subject_and_nothing_outbound() -> N
     assert [r.fr for r in outbound.reasons] == [
         "données de patient vers une messagerie gratuite (non sécurisée)",
         "numéro de sécurité sociale dans le message", "termes médicaux dans le message"]
+
+
+async def test_evidence_and_the_from_header_are_kept_and_erased_by_the_purge(
+        q: Quarantine) -> None:
+    raw = (b"From: \"Dr Paul Martin\" <paul.martin@medecin.mssante.fr>\r\n"
+           b"Subject: Courrier\r\n\r\nx\r\n")
+    meta = HoldMeta(direction="inbound", mail_from="bob@example.org",
+                    rcpt_tos=["camille@cabinet-kine.fr"], symbols=["ATT_MALICIOUS"],
+                    reasons=[Reason("Bilan_Dupont.exe dangereux", "dangerous")],
+                    category="attachment", subject="Courrier",
+                    evidence=["ATT_MALICIOUS : Bilan_Dupont.exe"], queue_id="EVID000001",
+                    received_at=time.time() - 40 * 86400)
+    mid = await q.store.hold(raw, meta)
+    s = await q.store.get(mid)
+    assert s is not None
+    assert s.evidence == ["ATT_MALICIOUS : Bilan_Dupont.exe"]
+    assert s.from_header == "Dr Paul Martin <paul.martin@medecin.mssante.fr>"
+    assert s.sender == "bob@example.org"
+    await q.purge_expired()
+    s = await q.store.get(mid)
+    assert s is not None and s.status == "purged"
+    assert s.evidence == [] and s.reasons == [] and s.from_header is None
+    assert s.category == "attachment"
+
+
+def test_a_database_of_the_first_version_gains_the_new_columns(cfg: Config) -> None:
+    import sqlite3
+
+    root = cfg.data_dir / "quarantine"
+    root.mkdir(parents=True)
+    old = sqlite3.connect(root / "quarantine.sqlite")
+    old.executescript(
+        "CREATE TABLE held (id TEXT PRIMARY KEY, queue_id TEXT NOT NULL DEFAULT '',"
+        " received_at REAL NOT NULL, direction TEXT NOT NULL, sender TEXT NOT NULL,"
+        " sender_lower TEXT NOT NULL, rcpt_domains TEXT NOT NULL, subject TEXT,"
+        " size INTEGER NOT NULL, symbols TEXT NOT NULL, reasons TEXT NOT NULL,"
+        " category TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'held', status_at REAL,"
+        " status_by TEXT, release_reply TEXT);"
+        "INSERT INTO held (id, received_at, direction, sender, sender_lower, rcpt_domains,"
+        " size, symbols, reasons, category) VALUES ('OLD0000001', 1.0, 'inbound', 'a@b.fr',"
+        " 'a@b.fr', '[]', 3, '[]', '[]', 'spam');")
+    old.close()
+    (cfg.data_dir / "quarantine.key").write_text(base64.b64encode(os.urandom(32)).decode())
+    quarantine = Quarantine.open(cfg)
+    try:
+        s = quarantine.store.get_sync("OLD0000001")
+        assert s is not None and s.evidence == [] and s.from_header is None
+    finally:
+        quarantine.close()
+
+
+async def test_every_file_of_the_quarantine_is_private_from_the_first_start(
+        q: Quarantine) -> None:
+    """The SQLite -wal and -shm files were 0644 on a first start."""
+    await q.store.hold(b"Subject: a\r\n\r\nx\r\n", outbound())
+    root = q.store.root
+    files = [p for p in root.rglob("*") if p.is_file()]
+    assert {p.name for p in files} >= {"quarantine.sqlite", "quarantine.sqlite-wal",
+                                       "quarantine.sqlite-shm"}
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_quarantine_list_shows_direction_controls_as_markers(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway.cli import main
+
+    cfg_path = tmp_path / "vigie.toml"
+    cfg_path.write_text(f'[storage]\ndata_dir = "{tmp_path / "data"}"\n')
+    q = Quarantine.open(load(cfg_path))
+    q.store.hold_sync(b"Subject: x\r\n\r\ny\r\n", HoldMeta(
+        direction="inbound", mail_from="a@example.org", rcpt_tos=["b@example.org"],
+        symbols=["ATT_MALICIOUS"], category="attachment",
+        reasons=[Reason("fichier ordonnance.pdf\u202egpj.exe dangereux", "dangerous")],
+        subject="Facture\u202e fdp.exe"))
+    q.close()
+    assert main(["-c", str(cfg_path), "quarantine", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "\u202e" not in out
+    assert "ordonnance.pdf«U+202E»gpj.exe" in out and "Facture«U+202E» fdp.exe" in out

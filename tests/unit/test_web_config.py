@@ -37,9 +37,42 @@ def test_bad_web_settings_say_where_and_what(tmp_path: Path, text: str, key: str
 
 
 def test_an_empty_listen_turns_the_console_off(tmp_path: Path) -> None:
-    cfg = load(write(tmp_path, '[web]\nlisten = ""\npublic_url = "https://vigie.cabinet.fr"\n'),
+    cfg = load(write(tmp_path, '[web]\nlisten = ""\n'), environ={"HOME": str(tmp_path)})
+    assert cfg.web.listen == ""
+
+
+@pytest.mark.parametrize("section", ["web", "digest"])
+def test_no_console_but_a_public_url_is_refused(tmp_path: Path, section: str) -> None:
+    """The digest's links would lead to a console that does not exist."""
+    text = ('[web]\nlisten = ""\n' + ("" if section == "web" else f"[{section}]\n")
+            + 'public_url = "https://vigie.cabinet.fr"\n')
+    with pytest.raises(ConfigError, match="console qui n'existe pas"):
+        load(write(tmp_path, text), environ={"HOME": str(tmp_path)})
+
+
+def test_a_listen_host_that_does_not_resolve_fails_the_config_check(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="hôte inconnu 'nope\\.invalid'"):
+        load(write(tmp_path, '[web]\nlisten = "nope.invalid:9025"\n'),
+             environ={"HOME": str(tmp_path)})
+    for ok in ("localhost:9025", "127.0.0.1:9025", "[::1]:9025", "0.0.0.0:9025"):
+        assert load(write(tmp_path, f'[web]\nlisten = "{ok}"\n'),
+                    environ={"HOME": str(tmp_path)}).web.listen == ok
+
+
+def test_a_key_file_under_a_missing_or_non_folder_fails_the_config_check(
+        tmp_path: Path) -> None:
+    (tmp_path / "plain").write_text("x")
+    for bad in (tmp_path / "plain" / "q.key", tmp_path / "nonexistent" / "dir" / "q.key"):
+        with pytest.raises(ConfigError, match="n'existe pas ou n'est pas un dossier"):
+            load(write(tmp_path, f'[quarantine]\nkey_file = "{bad}"\n'),
+                 environ={"HOME": str(tmp_path)})
+    assert not (tmp_path / "nonexistent").exists()
+
+
+def test_digest_recipients_may_be_at_localhost(tmp_path: Path) -> None:
+    cfg = load(write(tmp_path, '[digest]\nrecipients = ["camille@localhost"]\n'),
                environ={"HOME": str(tmp_path)})
-    assert cfg.web.listen == "" and cfg.web.public_url == "https://vigie.cabinet.fr"
+    assert cfg.digest.recipients == ["camille@localhost"]
 
 
 def test_environment_sets_the_console_address(tmp_path: Path) -> None:

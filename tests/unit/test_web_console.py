@@ -10,6 +10,7 @@ import json
 import os
 import re
 import time
+import zoneinfo
 from collections.abc import AsyncIterator, Callable
 from email.message import EmailMessage
 from pathlib import Path
@@ -119,6 +120,10 @@ class MemoryBackend:
             return TokenError("wrong_action")
         self.tokens[token] = (info.message_id, action, self.tokens[token][2], True)
         return info
+
+    async def restore_token(self, token: str) -> None:
+        message_id, action, expires, _ = self.tokens[token]
+        self.tokens[token] = (message_id, action, expires, False)
 
     async def audit(self, event: str, who: str, message_id: str = "", **details: Any
                     ) -> None:
@@ -523,6 +528,8 @@ async def test_usb_page_tolerates_a_missing_folder_and_a_malformed_report(env: E
     assert "<img src=x" not in page
     page = await words(await client.get("/dashboard"))
     assert "Dernière clé USB analysée" in page and "1 fichier(s) signalé(s)" in page
+    assert "signalé(s)Clés" not in re.sub(r"<[^>]+>", "", page)  # a space before the link
+    assert "29/11/2026 11:00" in page  # 10:00 UTC, in Paris time like the rest
 
 
 async def test_settings_page_checks_the_installation(env: Env) -> None:
@@ -614,9 +621,28 @@ async def test_a_post_without_the_page_nonce_does_nothing(env: Env) -> None:
                  {"action": "delete", "nonce": nonce.group(1)}):
         resp = await client.post(f"/a/{token}", data=data)
         assert resp.status == 403
-        assert "Rien n'a été fait" in await words(resp)
+        text = await words(resp)
+        assert "Rien n'a été fait" in text
+        # not «too old»: it was no confirmation page of this link at all
+        assert "ne vient pas de la page de confirmation" in text and "trop ancienne" not in text
     assert backend.acted == []
     assert backend.tokens[token][3] is False
+
+
+def test_a_nonce_is_expired_only_when_it_is_the_right_one_seen_too_long_ago(
+        tmp_path: Path) -> None:
+    from gateway.web.security import Nonces, load_secret
+
+    now = [1000.0]
+    nonces = Nonces(load_secret(tmp_path / "s"), ttl=60, clock=lambda: now[0])
+    nonce = nonces.issue("t1\0release")
+    assert nonces.status("t1\0release", nonce) == "ok"
+    assert nonces.status("t1\0delete", nonce) == "invalid"
+    assert nonces.status("t1\0release", nonce + "0") == "invalid"
+    assert nonces.status("t1\0release", None) == "invalid"
+    now[0] += 61
+    assert nonces.status("t1\0release", nonce) == "expired"
+    assert nonces.status("t1\0delete", nonce) == "invalid"
 
 
 async def test_expired_tampered_and_wrong_action_links_show_a_french_page(
@@ -694,3 +720,118 @@ async def test_a_report_link_for_outbound_mail_is_refused_and_english_is_availab
     assert "Mail sent by the practice is not reported as spam" in await resp.text()
     assert backend.acted == []
     assert backend.tokens[token][3] is False  # not used up by a refusal
+
+
+# --- review fixes (fix6) ------------------------------------------------------
+
+RLO_FILE = "ordonnance.pdf\u202egpj.exe"
+
+
+async def test_direction_controls_are_shown_not_obeyed(env: Env) -> None:
+    """An RLO in a file name, subject or sender must not make «.exe» pass for «.jpg»:
+    every page (list, message, one-click confirmation) shows it as a visible marker."""
+    client, backend, *_ = env
+    raw = mail("Facture\u202e fdp.exe", "corps",
+               attachment=(RLO_FILE, b"MZ" + b"\x00" * 100, "application/pdf"))
+    backend.add(held("M1", subject="Facture\u202e fdp.exe",
+                     sender="exp\u2067@example.org"), raw)
+    token = one_click(backend)
+    pages = [await (await client.get(f"/a/{token}")).text()]
+    await login(client)
+    for path in ("/messages", "/messages/M1"):
+        pages.append(await (await client.get(path)).text())
+    for page in pages:
+        for control in "\u202e\u2067\u200e\u200f\u202a\u202b\u202c\u202d\u2066\u2068\u2069":
+            assert control not in page
+        assert "Facture«U+202E» fdp.exe" in page
+    assert "ordonnance.pdf«U+202E»gpj.exe" in pages[-1]
+    assert "exp«U+2067»@example.org" in pages[-1]
+
+
+async def test_the_from_header_evidence_and_every_reason_are_shown(env: Env) -> None:
+    client, backend, *_ = env
+    h = held("M1", sender="bob@example.org", category="attachment")
+    backend.add(Held(**{**h.__dict__, "from_header": "Dr Paul Martin <pm@medecin.mssante.fr>",
+                        "reasons": [Reason("nom trompeur", "misleading name"),
+                                    Reason("programme Windows", "Windows program"),
+                                    Reason("EICAR (règle eicar)", "EICAR")],
+                        "evidence": ["ATT_MALICIOUS : ordonnance.pdf"]}),
+                mail("x", "y"))
+    token = one_click(backend)
+    confirm = await words(await client.get(f"/a/{token}"))
+    await login(client)
+    listing = await words(await client.get("/messages"))
+    page = await words(await client.get("/messages/M1"))
+    for text in (confirm, listing, page):
+        assert "Dr Paul Martin <pm@medecin.mssante.fr>" in text
+        assert "bob@example.org" in text
+    for text in (confirm, page):
+        assert "De (en-tête From)" in text and "Expéditeur de l'enveloppe" in text
+        assert "programme Windows" in text and "EICAR (règle eicar)" in text
+    assert "ATT_MALICIOUS : ordonnance.pdf" in page
+
+
+async def test_two_look_alike_held_mails_can_be_told_apart_on_the_confirmation_page(
+        env: Env) -> None:
+    client, backend, *_ = env
+    backend.add(held("M1", direction="outbound"), mail("x", "y"))
+    page = await words(await client.get(f"/a/{one_click(backend)}"))
+    stamp = datetime.datetime.fromtimestamp(backend.held["M1"].received_at,
+                                            datetime.UTC).astimezone(
+        zoneinfo.ZoneInfo("Europe/Paris")).strftime("%d/%m/%Y %H:%M:%S")
+    assert stamp in page  # to the second
+    assert "M1" in page and "1 Ko" in page and "cabinet-kine.fr" in page
+
+
+async def test_english_sizes_are_in_bytes(env: Env) -> None:
+    client, backend, *_ = env
+    backend.add(held("M1"), mail("x", "y"))
+    await login(client)
+    page = await (await client.get("/messages?lang=en")).text()
+    assert "1 KB" in page and "1 Ko" not in page
+
+
+async def test_a_post_after_the_session_expired_goes_to_the_login_page(env: Env) -> None:
+    client, backend, clock, cfg = env
+    backend.add(held("M1"), mail("x", "y"))
+    await login(client)
+    csrf = csrf_of(await (await client.get("/messages/M1")).text())
+    clock.now += cfg.web.session_minutes * 60 + 1
+    resp = await client.post("/messages/M1/release", data={"csrf": csrf},
+                             allow_redirects=False)
+    assert resp.status == 303 and resp.headers["Location"].startswith("/login?")
+    assert "expired=1" in resp.headers["Location"]
+    assert backend.acted == []
+    # a POST without any session at all is sent to log in too; nothing is done
+    client.session.cookie_jar.clear()
+    resp = await client.post("/messages/M1/delete", data={"csrf": csrf},
+                             allow_redirects=False)
+    assert resp.status == 303 and backend.acted == []
+
+
+async def test_one_click_actions_are_audited_with_the_address(env: Env) -> None:
+    client, backend, *_ = env
+    backend.add(held("M1"), mail("x", "y"))
+    token = one_click(backend)
+    html = await (await client.get(f"/a/{token}")).text()
+    nonce = re.search(r'name="nonce" value="([^"]+)"', html)
+    assert nonce
+    await client.post(f"/a/{token}", data={"action": "release", "nonce": nonce.group(1)})
+    assert ("one_click", "lien du récapitulatif / digest link", "M1",
+            {"action": "release", "ip": "127.0.0.1"}) in backend.events
+
+
+async def test_failed_logins_reach_the_journal_without_the_password(
+        env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    client, *_ = env
+    await login(client, password="wrong-password-42")
+    await login(client, name="typed-my-password-here", password="x" * 12)
+    assert "failed login for admin from 127.0.0.1 (bad_password)" in caplog.text
+    assert "(unknown name)" in caplog.text
+    assert "wrong-password-42" not in caplog.text and "typed-my-password" not in caplog.text
+
+
+async def test_the_favicon_is_an_empty_answer_not_a_404(env: Env) -> None:
+    client, *_ = env
+    resp = await client.get("/favicon.ico")
+    assert resp.status == 204

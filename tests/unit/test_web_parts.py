@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
+import re
 import socket
 from email.message import EmailMessage
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from gateway.smtp.tls import make_self_signed
 from gateway.testing import TIMEOUT, FakeResolver, config_for_tests
@@ -92,7 +96,27 @@ def test_key_check(tmp_path: Path) -> None:
     key.chmod(0o644)
     assert "lisible par d'autres" in health.check_key(cfg).fr
     key.chmod(0o600)
+    assert health.check_key(cfg).status == "fail"  # not a key at all
+    key.write_text(base64.b64encode(os.urandom(32)).decode())
     assert health.check_key(cfg).status == "ok"
+
+
+def test_key_check_fails_when_the_key_does_not_open_held_mail(tmp_path: Path) -> None:
+    """A replaced key was called correct on the settings page."""
+    from gateway.quarantine.service import Quarantine
+    from gateway.quarantine.store import HoldMeta
+
+    cfg = config_for_tests(tmp_path)
+    q = Quarantine.open(cfg)
+    q.store.hold_sync(b"Subject: x\r\n\r\ny\r\n", HoldMeta(
+        direction="inbound", mail_from="a@example.org", rcpt_tos=["b@example.org"]))
+    q.close()
+    assert health.check_key(cfg).status == "ok"
+    (tmp_path / "quarantine.key").write_text(base64.b64encode(os.urandom(32)).decode())
+    check = health.check_key(cfg)
+    assert check.status == "fail" and "n'ouvre pas les messages retenus" in check.fr
+    cfg.quarantine.key = base64.b64encode(os.urandom(32)).decode()
+    assert health.check_key(cfg).status == "fail"
 
 
 def test_usb_reports_newest_first_and_tolerant(tmp_path: Path) -> None:
@@ -134,8 +158,48 @@ def test_usb_report_in_the_format_vigie_usb_watch_writes(tmp_path: Path) -> None
              "quarantine": {"to": "/var/lib/vigie/q/x.pdf.quarantined"}}]}))
     (report,) = list_reports(tmp_path)
     assert report.mount == "/media/camille/CLE" and report.label == "CLE"
-    assert report.started == "2026-11-29 09:00:00"
+    assert report.started == "29/11/2026 09:00"  # UTC without a zone given
+    # in the console's zone, like every other time it shows (UTC was shown as is)
+    (paris,) = list_reports(tmp_path, tz=ZoneInfo("Europe/Paris"))
+    assert paris.started == "29/11/2026 10:00"
     assert report.counts["malicious"] == 1
     (flagged,) = report.flagged
     assert flagged.path == "docs/x.pdf" and flagged.moved and flagged.verdict_fr == "dangereux"
     assert flagged.reasons == ["programme déguisé en PDF"]
+
+
+EICAR = rb"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+
+
+def _with_attachment(name: str, data: bytes, ctype: str) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "a@example.org"
+    msg["Subject"] = "pj"
+    msg.set_content("voir pièce jointe")
+    maintype, subtype = ctype.split("/")
+    msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+    return msg.as_bytes()
+
+
+def test_plain_text_named_or_declared_a_document_is_a_mismatch() -> None:
+    """An EICAR file (plain text) sent as a PDF was shown as «text/plain», unflagged."""
+    cases = [
+        ("ordonnance.pdf", EICAR, "application/pdf", True),
+        ("ordonnance.pdf", EICAR, "application/octet-stream", True),  # the name claims
+        ("photo.jpg", b"echo hello\n" * 5, "image/jpeg", True),
+        ("notes.txt", b"hello\n" * 5, "text/plain", False),
+        ("data.json", b'{"a": 1}\n', "application/json", False),
+        ("readme", b"hello\n" * 5, "application/octet-stream", False),
+    ]
+    for name, data, ctype, expected in cases:
+        (att,) = build_preview(_with_attachment(name, data, ctype)).attachments
+        assert att.mismatch is expected, (name, ctype, att.true_type)
+
+
+def test_a_long_label_fits_inside_the_chart() -> None:
+    """«Données de santé vers une messagerie non sécurisée» was cut at the left edge."""
+    label = "Données de santé vers une messagerie non sécurisée"
+    svg = bar_chart([(label, [3, 1]), ("Spam", [1, 0])], ["reçu", "envoyé"], "t")
+    m = re.search(r'<text x="(\d+)"[^>]*text-anchor="end">' + label, svg)
+    assert m is not None
+    assert int(m.group(1)) >= len(label) * 7.5  # the text ends there and runs leftwards
