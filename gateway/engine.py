@@ -21,6 +21,21 @@ ALLOW_SKIPS = frozenset({"sender_auth", "impersonation"})
 NEVER_ALLOWED = frozenset({"IMP_MSSANTE_UNAUTHENTICATED", "IMP_LOOKALIKE_DOMAIN"})
 
 
+_LIFTED_PREFIXES = ("IMP_", "SPF_", "DKIM_", "DMARC_", "AUTH_", "ARC_")
+
+
+def allow_lifts(direction: str, symbols: Sequence[str]) -> bool:
+    """Would «always allow this sender» have let this message through? Only for inbound
+    mail held or tagged by the sender-authentication or fake-confrère checks, and never
+    when a dangerous attachment, a forged mssante.fr sender or a look-alike domain is
+    among the reasons: the link is offered only where it does what it says."""
+    if direction != Direction.INBOUND.value:
+        return False
+    if any(s in NEVER_ALLOWED or s.startswith("ATT_") for s in symbols):
+        return False
+    return any(s.startswith(_LIFTED_PREFIXES) for s in symbols)
+
+
 class Engine:
     def __init__(self, cfg: Config, *, checks: Sequence[Check] | None = None,
                  policy: Policy | None = None, resolver: Resolver | None = None) -> None:

@@ -193,6 +193,17 @@ async def allow_sender(quarantine: Quarantine, message_id: str, who: str | None
                             "ce message n'a pas d'adresse d'expéditeur à autoriser",
                             "this message has no sender address to allow",
                             status=summary.status)
+    from gateway.engine import allow_lifts
+
+    if summary.direction == "inbound" and not allow_lifts(summary.direction, summary.symbols):
+        return ActionResult(False, "allow", message_id,
+                            "«toujours autoriser» ne change rien pour ce motif (pièce jointe "
+                            "dangereuse, faux expéditeur mssante.fr ou domaine imité) : "
+                            "libérez ce message seul si vous êtes sûr de lui",
+                            "'always allow' changes nothing for this reason (dangerous "
+                            "attachment, forged mssante.fr sender or look-alike domain): "
+                            "release this message alone if you are sure of it",
+                            status=summary.status)
     if summary.direction == "outbound" and summary.category == "patient_data":
         return ActionResult(False, "allow", message_id,
                             "un expéditeur du cabinet ne peut pas être dispensé du contrôle "

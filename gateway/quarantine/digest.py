@@ -210,9 +210,12 @@ def render(lines: Sequence[DigestLine], *, since: float, until: float, tz: ZoneI
 def actions_for(summary: HeldSummary) -> tuple[str, ...]:
     """The one-click actions a line offers: mail the practice sent is never reported to
     Signal Spam, and its sender is not exempted from the patient data check."""
+    from gateway.engine import allow_lifts
+
     if summary.direction == "outbound":
-        return ("release", "delete") if summary.category == "patient_data" else (
-            "release", "delete", "allow")
+        return ("release", "delete")
+    if not allow_lifts(summary.direction, summary.symbols):
+        return ("release", "delete", "report")
     return LINK_ACTIONS
 
 

@@ -36,7 +36,7 @@ from gateway.model import Direction, Message, domain_of, prepend_header
 from gateway.model import Envelope as MsgEnvelope
 from gateway.policy import Decision, Reply, temporary_reply
 from gateway.quarantine.folder import HoldFolder
-from gateway.quarantine.reasons import categorize, plain_reasons
+from gateway.quarantine.reasons import categorize, plain_reasons, shown_evidence
 from gateway.quarantine.service import Quarantine
 from gateway.quarantine.store import HoldMeta
 from gateway.smtp.relay import HopAuthRefused, HopPool, HopSession, HopUnavailable
@@ -533,7 +533,7 @@ def hold_meta(message: Message, symbols: Sequence[str], findings: Sequence[Findi
         mail_options=list(env.mail_options), symbols=list(symbols),
         reasons=plain_reasons(list(symbols), direction, findings),
         category=categorize(symbols), subject=subject, auth_user=env.auth_user,
-        queue_id=env.queue_id)
+        queue_id=env.queue_id, evidence=shown_evidence(findings, direction))
 
 
 async def _drop_data(state: ConnState) -> None:

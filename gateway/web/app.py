@@ -495,7 +495,9 @@ class Console:
             return []
         if held.direction == "outbound":
             return ["release", "delete"]
-        return list(ACTIONS)
+        from gateway.engine import allow_lifts
+
+        return [a for a in ACTIONS if a != "allow" or allow_lifts(held.direction, held.symbols)]
 
     async def held_action(self, request: web.Request) -> web.StreamResponse:
         user = self._user(request)

@@ -134,10 +134,14 @@ STRINGS: dict[str, tuple[str, str]] = {
         "The message will be sent to Signal Spam (the public reporting platform) with the "
         "practice's account. The answer may take up to 15 seconds: click only once."),
     "act.allow.what": (
-        "Les prochains messages de cet expéditeur ne seront plus retenus pour ce motif, "
-        "et celui-ci sera libéré.",
-        "Further messages from this sender will no longer be held for this reason, and "
-        "this one will be released."),
+        "Celui-ci sera libéré, et les prochains messages de cet expéditeur ne seront plus "
+        "marqués ni retenus parce que son adresse ou son authentification paraît douteuse. "
+        "Une pièce jointe dangereuse, un faux expéditeur mssante.fr ou un domaine qui en "
+        "imite un autre resteront toujours retenus.",
+        "This one will be released, and further messages from this sender will no longer "
+        "be tagged or held because their address or authentication looks doubtful. A "
+        "dangerous attachment, a forged mssante.fr sender or a look-alike domain will "
+        "always be held."),
     "act.not_held": ("Ce message n'est plus en attente : rien n'a été fait.",
                      "This message is no longer held: nothing was done."),
     "act.unavailable": ("Cette action n'est pas disponible sur ce serveur.",

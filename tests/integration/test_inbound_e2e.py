@@ -263,3 +263,12 @@ def test_always_allow_lifts_the_fake_confrere_tag_but_not_a_forged_mssante_sende
     code, text = send(gateway, forged, MSSANTE_BOX)
     assert code == 250 and "retenu" in text.decode()
     assert len(upstream.messages) == 1
+
+
+def test_the_held_message_keeps_the_evidence_the_console_shows(
+        gateway: GatewayThread, upstream: CapturingUpstream) -> None:
+    raw = make_message(sender=f"Dr Paul Martin <{MSSANTE_BOX}>", to="camille@kine-dupont.fr")
+    code, text = send(gateway, raw, MSSANTE_BOX)
+    assert code == 250 and "retenu" in text.decode()
+    (held,) = held_messages(gateway.cfg)
+    assert any(MSSANTE_BOX in line for line in held.summary.evidence)

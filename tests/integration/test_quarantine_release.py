@@ -140,8 +140,15 @@ async def test_inbound_release_goes_to_the_mailbox(relay_config: Config) -> None
 
 async def test_delete_and_allow(gateway: Gateway) -> None:
     q = gateway.quarantine
+    spam = await q.store.hold(RAW, HoldMeta("inbound", "spam@example.org",
+                                            ["camille@cabinet-kine.fr"], category="spam",
+                                            symbols=["HYG_NO_DATE"]))
+    useless = await actions.allow_sender(q, spam, "camille")  # it would lift nothing
+    assert not useless.ok and "ne change rien" in useless.fr
     inbound = await q.store.hold(RAW, HoldMeta("inbound", "Bob@Example.org",
-                                               ["camille@cabinet-kine.fr"], category="spam"))
+                                               ["camille@cabinet-kine.fr"],
+                                               category="impersonation",
+                                               symbols=["IMP_NAME_KNOWN_WRONG_ADDRESS"]))
     result = await actions.allow_sender(q, inbound, "camille")
     assert result.ok and "bob@example.org" in result.fr.lower()
     assert await q.allow.is_allowed("bob@example.org", "inbound")

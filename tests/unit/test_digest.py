@@ -97,9 +97,11 @@ async def test_realistic_day(day: Quarantine, cfg: Config) -> None:
     assert "28/11/2026 09:00" in text and "28/11/2026 13:00" in text
     assert "DMARC" not in text
     # one-click links to <public_url>/a/<token>, each bound to its message and action:
-    # four for inbound mail, release and delete only for the practice's own mail
+    # three for inbound mail («always allow» is offered only where it would lift the
+    # hold: not for a look-alike domain nor for spam-like mail), release and delete only
+    # for the practice's own mail
     links = re.findall(r"https://vigie\.cabinet-kine\.fr/a/([A-Za-z0-9_-]{43})", text)
-    assert len(links) == 3 * 2 + 2 * 4 and len(set(links)) == len(links)
+    assert len(links) == 3 * 2 + 2 * 3 and len(set(links)) == len(links)
     assert "https://vigie.cabinet-kine.fr//a/" not in text
     first_block = text[pd:fake]
     assert "Signal Spam" not in first_block and "Toujours autoriser" not in first_block
@@ -108,14 +110,14 @@ async def test_realistic_day(day: Quarantine, cfg: Config) -> None:
     info = await day.tokens.check(release.group(1))
     assert info.action == "release" and info.message_id.startswith("DAY")
     inbound_block = text[fake:]
-    for label, action in (("Supprimer", "delete"), ("Signaler à Signal Spam", "report"),
-                          ("Toujours autoriser cet expéditeur", "allow")):
+    assert "Toujours autoriser" not in inbound_block
+    for label, action in (("Supprimer", "delete"), ("Signaler à Signal Spam", "report")):
         m = re.search(label + r" : https://[^/]+/a/(\S+)", inbound_block)
         assert m is not None
         got = await day.tokens.check(m.group(1))
         assert got.action == action and got.message_id == "DAY0000004"
     # the HTML part has the same buttons, escaped, and no external asset
-    assert d.html.count('href="https://vigie.cabinet-kine.fr/a/') == 14
+    assert d.html.count('href="https://vigie.cabinet-kine.fr/a/') == 12
     assert "<script" not in d.html and "src=" not in d.html
     assert "Libérer</a>" in d.html
 
@@ -273,3 +275,22 @@ async def test_inbound_lines_show_the_from_header_then_the_envelope(cfg: Config)
     assert "De : Dr Paul Martin <paul.martin@medecin.mssante.fr>" in d.text
     assert "Expéditeur de l'enveloppe : bob@example.org" in d.text
     assert "28/11/2026 09:00:07" in d.text and "Taille : " in d.text
+
+
+@pytest.mark.parametrize(("direction", "symbols", "offered"), [
+    ("inbound", ["IMP_NAME_KNOWN_WRONG_ADDRESS"], True),
+    ("inbound", ["DMARC_FAIL_REJECT", "SPF_FAIL"], True),
+    ("inbound", ["IMP_LOOKALIKE_DOMAIN", "DMARC_FAIL_REJECT"], False),
+    ("inbound", ["IMP_MSSANTE_UNAUTHENTICATED"], False),
+    ("inbound", ["ATT_MALICIOUS", "IMP_REPLY_TO_ELSEWHERE"], False),
+    ("inbound", ["HYG_NO_DATE"], False),
+    ("outbound", ["ATT_MALICIOUS"], False),
+])
+def test_always_allow_is_offered_only_where_it_would_lift_the_hold(
+        direction: str, symbols: list[str], offered: bool) -> None:
+    from gateway.quarantine.store import HeldSummary
+
+    summary = HeldSummary(id="X", received_at=0.0, direction=direction, sender="a@b.example",
+                          rcpt_domains=["c.example"], subject=None, size=1, symbols=symbols,
+                          reasons=[], category="impersonation", status="held")
+    assert ("allow" in digest.actions_for(summary)) is offered
