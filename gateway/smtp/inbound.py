@@ -124,6 +124,9 @@ class InboundHandler(SubmissionHandler):
         low = address.lower()
         if low in self.addresses or low.rpartition("@")[2].rstrip(".") in self.domains:
             return None
+        # the domain only: a local part may name a person
+        log.info("inbound: recipient refused, not the practice's (domain %s)",
+                 low.rpartition("@")[2][:100] or "-")
         return ("550 5.7.1 Destinataire inconnu ici : ce serveur ne reçoit que le courrier "
                 "du cabinet (pas de relais) / Relaying denied: not a local recipient")
 
