@@ -32,6 +32,13 @@ def directions_of(check: Check) -> frozenset[Direction]:
     return frozenset(found) if found is not None else frozenset(Direction)
 
 
+def _nothing_to_do(check: Check, message: Message) -> bool:
+    """A check may tell cheaply, without running, that a message gives it nothing to
+    look at (``idle(message)``: the attachment check and a mail with no attachment)."""
+    idle = getattr(check, "idle", None)
+    return bool(idle(message)) if idle is not None else False
+
+
 class Pipeline:
     def __init__(self, checks: Sequence[Check], *, timeout: float = 20.0) -> None:
         self.checks = list(checks)
@@ -40,7 +47,10 @@ class Pipeline:
                              for d in Direction}
 
     async def run(self, message: Message) -> list[Finding]:
-        checks = self.by_direction[message.envelope.direction]
+        checks = [c for c in self.by_direction[message.envelope.direction]
+                  if not _nothing_to_do(c, message)]
+        if not checks:
+            return []
         if len(checks) == 1:  # no task to schedule (the hygiene-only pipeline)
             return await self._run_one(checks[0], message)
         results = await asyncio.gather(*(self._run_one(c, message) for c in checks))

@@ -75,9 +75,14 @@ class AttachmentCheck:
                       "rules NOT reloaded, the previous ones stay in force: %s",
                       str(exc).replace("\n", " / "))
 
+    def idle(self, message: Message) -> bool:
+        """One text part and nothing attached, told from the header: nothing to scan
+        (the pipeline then does not even schedule the check)."""
+        return _plain_text_only(message.header_bytes)
+
     async def run(self, message: Message) -> list[Finding]:
-        if _plain_text_only(message.header_bytes):
-            return []  # one text part and nothing attached: no MIME parse needed
+        if self.idle(message):
+            return []
         files = list(attachments(message.parsed))
         if not files:
             return []
