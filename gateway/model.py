@@ -129,6 +129,14 @@ class Message:
         return split_header_body(self.raw)[0]
 
     @cached_property
+    def header_fields(self) -> list[tuple[str, bytes]]:
+        """The unfolded header fields, (lower-case name, raw value), parsed once for the
+        checks and the handler that read them."""
+        from gateway.detect.hygiene import header_fields
+
+        return header_fields(self.header_bytes)[0]
+
+    @cached_property
     def body_bytes(self) -> bytes:
         return split_header_body(self.raw)[1]
 

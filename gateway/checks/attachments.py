@@ -17,7 +17,6 @@ import time
 from collections.abc import Sequence
 
 from gateway.config import Config, ConfigError
-from gateway.detect.hygiene import header_fields
 from gateway.detect.nir import mask_numbers
 from gateway.model import Direction, Message
 from gateway.scan.engine import FileFinding, FileReport, ScanConfigError, Scanner, Verdict
@@ -35,10 +34,9 @@ SHOWN = 5  # reasons listed per level, then "(+N)": a refusal must stay readable
 _TEXT_TYPE = re.compile(rb"^\s*text/(?:plain|html)\s*(?:;|$)", re.IGNORECASE)
 
 
-def _plain_text_only(header: bytes) -> bool:
+def _plain_text_only(fields: list[tuple[str, bytes]]) -> bool:
     """A single text/plain or text/html body with no file name and no attachment
     disposition (most mail): nothing to scan, told from the header alone."""
-    fields, _ = header_fields(header)
     kinds = [v for n, v in fields if n == "content-type"]
     if len(kinds) > 1 or (kinds and not _TEXT_TYPE.match(kinds[0])):
         return False
@@ -78,7 +76,7 @@ class AttachmentCheck:
     def idle(self, message: Message) -> bool:
         """One text part and nothing attached, told from the header: nothing to scan
         (the pipeline then does not even schedule the check)."""
-        return _plain_text_only(message.header_bytes)
+        return _plain_text_only(message.header_fields)
 
     async def run(self, message: Message) -> list[Finding]:
         if self.idle(message):

@@ -13,7 +13,6 @@ from pathlib import Path
 
 from gateway.checks.sender_auth import sender_verdict, vouching
 from gateway.config import Config
-from gateway.detect.hygiene import header_fields
 from gateway.detect.impersonation import DirectoryLookup, assess_sender
 from gateway.dns import Resolver
 from gateway.model import Direction, Message
@@ -56,7 +55,7 @@ class ImpersonationCheck:
             return []
         # From and Reply-To read from the raw header (the stdlib's full header parse
         # cost more than the whole check); RFC 2047 words are decoded by the detector
-        fields, _ = header_fields(message.header_bytes)
+        fields = message.header_fields
         values: dict[str, list[str]] = {"from": [], "reply-to": []}
         for name, value in fields:
             if name in values:

@@ -29,7 +29,6 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from gateway.audit import AuditLog
 from gateway.config import Config
-from gateway.detect.hygiene import header_fields
 from gateway.engine import Engine
 from gateway.logs import message_line
 from gateway.model import Direction, Message, domain_of, prepend_header
@@ -461,7 +460,7 @@ class SubmissionHandler:
         # what an allowed sender skips (engine.ALLOW_SKIPS) is only looked at inbound
         if self.quarantine is None or env.direction is not Direction.INBOUND:
             return False
-        fields, _ = header_fields(message.header_bytes)
+        fields = message.header_fields
         values = [v.decode("utf-8", "replace") for n, v in fields if n == "from"]
         senders = {a.lower() for _, a in getaddresses(values) if "@" in a}
         if env.mail_from:
